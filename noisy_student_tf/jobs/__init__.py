@@ -1,0 +1,1 @@
+"""One module per entry point: parse flags, wire the library pieces together, run."""

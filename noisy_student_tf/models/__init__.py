@@ -1,0 +1,16 @@
+"""EfficientNet models and the mapping to the original TF1 checkpoints."""
+
+from noisy_student_tf.models.efficientnet import (  # noqa: F401
+    MODEL_TABLE,
+    StochasticDepth,
+    build_model,
+    default_image_size,
+    describe_model,
+    get_model_params,
+    model_names,
+)
+from noisy_student_tf.models.tf1_checkpoint import (  # noqa: F401
+    LoadReport,
+    load_tf1_checkpoint,
+    save_tf1_checkpoint,
+)
