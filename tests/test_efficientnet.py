@@ -124,3 +124,12 @@ def test_unknown_model_name_and_bad_values_are_clear_errors():
         build_model("efficientnet-b0", 10, dropout_rate=1.5)
     with pytest.raises(ValueError, match="channels last"):
         build_model("efficientnet-b0", 10, input_shape=(3, 32, 32))
+
+
+def test_model_description_lists_global_params_and_stages():
+    text = efficientnet.describe_model("efficientnet-b0", 10, small_image_model=True, dropout_rate=0.5)
+    lines = text.splitlines()
+    assert lines[0] == "model_name: efficientnet-b0"
+    assert "dropout_rate=0.5" in lines[1] and "small_image_model=True" in lines[1]
+    assert len([l for l in lines if l.startswith("block_args:")]) == 7
+    assert "strides=(1, 1)" in lines[3]  # stage 2 of the small-image variant

@@ -189,7 +189,7 @@ def test_other_architecture_and_missing_paths_are_clear_errors(tmp_path):
     prefix = write_tf1_checkpoint(str(tmp_path / "model.ckpt"),
                                   reference_tensors("efficientnet-b0", np.random.RandomState(11)))
     b1 = build_model("efficientnet-b1", 10, small_image_model=True)
-    with pytest.raises(CheckpointError, match=r"no efficientnet-b1 or teacher_model/efficientnet-b1 weights "
+    with pytest.raises(CheckpointError, match=r"holds no efficientnet-b1 or teacher_model/efficientnet-b1 weights "
                                               r"\(it holds: efficientnet-b0\)"):
         load_tf1_checkpoint(b1, prefix)
     model = build_model("efficientnet-b0", 10, small_image_model=True)
@@ -200,3 +200,6 @@ def test_other_architecture_and_missing_paths_are_clear_errors(tmp_path):
         load_tf1_checkpoint(model, str(tmp_path / "empty"))
     with pytest.raises(CheckpointError, match="already exists"):
         save_tf1_checkpoint(model, prefix)
+    (tmp_path / "broken.ckpt.index").write_bytes(b"not a checkpoint index")
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint '.*broken.ckpt'"):
+        load_tf1_checkpoint(model, str(tmp_path / "broken.ckpt"))

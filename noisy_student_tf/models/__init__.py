@@ -7,7 +7,6 @@ from noisy_student_tf.models.efficientnet import (  # noqa: F401
     default_image_size,
     describe_model,
     get_model_params,
-    model_names,
 )
 from noisy_student_tf.models.tf1_checkpoint import (  # noqa: F401
     LoadReport,

@@ -135,10 +135,6 @@ def round_repeats(repeats: int, params: GlobalParams) -> int:
     return int(math.ceil(params.depth_coefficient * repeats))
 
 
-def model_names() -> list[str]:
-    return list(MODEL_TABLE)
-
-
 def get_model_params(
     model_name: str,
     num_classes: int,

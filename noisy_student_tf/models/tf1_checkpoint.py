@@ -122,7 +122,7 @@ def model_scopes(names) -> list[str]:
     return sorted(scopes)
 
 
-def _choose_scope(names, model_name: str, scope: str) -> str:
+def _choose_scope(names, model_name: str, scope: str, prefix: str) -> str:
     student, teacher = model_name, f"{TEACHER_SCOPE}/{model_name}"
     present = model_scopes(names)
     wanted = {"student": [student], "teacher": [teacher], "auto": [student, teacher]}.get(scope)
@@ -133,7 +133,7 @@ def _choose_scope(names, model_name: str, scope: str) -> str:
             return candidate
     found = ", ".join(present) if present else "no EfficientNet weights at all"
     raise CheckpointError(
-        f"the checkpoint holds no {' or '.join(wanted)} weights (it holds: {found}). "
+        f"checkpoint {prefix!r} holds no {' or '.join(wanted)} weights (it holds: {found}). "
         "Use the --model_name the checkpoint was trained with.")
 
 
@@ -161,7 +161,7 @@ def infer_num_classes(path: str, model_name: str | None = None, scope: str = "au
     _, shapes = read_checkpoint_shapes(prefix)
     if model_name is None:
         model_name = infer_model_name(path)
-    base = _choose_scope(shapes, model_name, scope) + "/head/dense/bias"
+    base = _choose_scope(shapes, model_name, scope, prefix) + "/head/dense/bias"
     for name in (f"{base}/{EMA_SUFFIX}", base):
         if name in shapes:
             return int(shapes[name][0])
@@ -194,7 +194,7 @@ def load_tf1_checkpoint(model, path: str, *, model_name: str | None = None, scop
     model_name = model_name or model.name
     prefix = resolve_checkpoint_path(path)
     reader, shapes = read_checkpoint_shapes(prefix)
-    chosen = _choose_scope(shapes, model_name, scope)
+    chosen = _choose_scope(shapes, model_name, scope, prefix)
 
     missing, mismatched, plan, used = [], [], [], set()
     from_ema = 0
