@@ -26,3 +26,21 @@ def define_convert_checkpoint_flags() -> None:
     flags.DEFINE_bool("use_ema", True, "Read the ExponentialMovingAverage shadows when present (as upstream "
                       "eval and predict do); false reads the raw variables first.")
     flags.DEFINE_integer("global_step", 0, "global_step stored in a checkpoint written with --to_tf1.")
+
+
+def define_augment_flags(flag_values=flags.FLAGS) -> None:
+    """The input-noise flags of the original main.py (spec §1.1, §9.4-9.6), same names and defaults."""
+    flags.DEFINE_string("augment_name", None, "None: crop/flip only; 'v1': RandAugment.", flag_values=flag_values)
+    flags.DEFINE_integer("randaug_layer", 2, "RandAugment: number of ops applied in sequence (N).",
+                         flag_values=flag_values)
+    flags.DEFINE_integer("randaug_mag", 27, "RandAugment: magnitude of every op (M); above 10 extrapolates.",
+                         flag_values=flag_values)
+    flags.DEFINE_string("unl_aug", "default", "Augmentation of unlabeled images: 'default' = augment_name, "
+                        "'v1', or '' for crop/flip only.", flag_values=flag_values)
+    flags.DEFINE_bool("remove_aug", False, "Training images get the eval preprocessing (no crop, flip or "
+                      "RandAugment), labeled and unlabeled.", flag_values=flag_values)
+    flags.DEFINE_bool("cutout_op", True, "Include Cutout in the RandAugment op list.", flag_values=flag_values)
+    flags.DEFINE_enum("randaug_contrast", "pil", ["pil", "upstream"],
+                      "RandAugment Contrast: 'pil' blends towards the mean grey level (PIL's definition); "
+                      "'upstream' keeps the original code's bug (grey level = pixel count / 256).",
+                      flag_values=flag_values)

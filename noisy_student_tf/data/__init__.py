@@ -1,0 +1,1 @@
+"""Data: image preprocessing, RandAugment, and (later) records and input pipelines."""
