@@ -11,3 +11,10 @@ class UserError(ValueError):
 
 class CheckpointError(UserError):
     """A checkpoint is missing, unreadable, or does not fit the model."""
+
+
+def first_line(error) -> str:
+    """The first non-empty line of an exception's message (TF errors append long op traces)."""
+    text = getattr(error, "message", None) or str(error)
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[0][:500] if lines else type(error).__name__

@@ -44,3 +44,97 @@ def define_augment_flags(flag_values=flags.FLAGS) -> None:
                       "RandAugment Contrast: 'pil' blends towards the mean grey level (PIL's definition); "
                       "'upstream' keeps the original code's bug (grey level = pixel count / 256).",
                       flag_values=flag_values)
+
+
+# Upstream flags that only configured TPUs or were never read (spec §1.1 "TPU"/"dead"): accepted so that
+# existing command lines run unchanged, and reported as ignored when set to something else than the default.
+IGNORED_FLAGS = ("master", "gcp_project", "tpu_zone", "steps_per_eval", "transpose_input", "num_shards_per_group",
+                 "num_tpu_cores", "debug", "data_format", "data_type")
+
+
+def define_main_flags(flag_values=flags.FLAGS) -> None:
+    """Every flag of the original main.py and predict_label.py (spec §1.1), same names, types and defaults,
+    plus the TF2 additions at the end."""
+    fv = dict(flag_values=flag_values)
+    f = flags
+    f.DEFINE_string("task_name", "imagenet", "imagenet or svhn (svhn forces 32x32 input, the small-image model "
+                    "and 10 classes).", **fv)
+    f.DEFINE_string("label_data_dir", None, "Directory (or ';'-joined directories) of labeled TFRecords "
+                    "(train*, dev*, test*), or tfds:<name> for a locally prepared TFDS data set.", **fv)
+    f.DEFINE_string("model_dir", None, "Checkpoints, summaries, FLAGS.json, eval_results.json.", **fv)
+    f.DEFINE_bool("init_model", False, "Initialise the student from --init_model_path (without a teacher).", **fv)
+    f.DEFINE_string("init_model_path", None, "Checkpoint for --init_model (model_dir, prefix or TF1).", **fv)
+    f.DEFINE_string("model_name", "efficientnet-b0", "Student architecture.", **fv)
+    f.DEFINE_string("mode", "train_and_eval", "train, eval, predict or train_and_eval (train, then eval).", **fv)
+    f.DEFINE_integer("train_steps", 109474, "Schedule length in steps (times train_ratio).", **fv)
+    f.DEFINE_integer("input_image_size", None, "Student input size; default: the model's resolution.", **fv)
+    f.DEFINE_float("train_ratio", 1.0, "Multiplies train_steps, train_last_step_num and the decay interval.", **fv)
+    f.DEFINE_integer("train_batch_size", 4096, "Labeled images per step (global).", **fv)
+    f.DEFINE_integer("eval_batch_size", 8, "Eval batch size (every image is evaluated).", **fv)
+    f.DEFINE_bool("use_tpu", True, "Upstream default; only --tpu selects a TPU here.", **fv)
+    f.DEFINE_string("master", None, "Ignored (TPU).", **fv)
+    f.DEFINE_string("tpu", None, "Cloud TPU name or address: selects TPUStrategy.", **fv)
+    f.DEFINE_string("gcp_project", None, "Ignored (TPU).", **fv)
+    f.DEFINE_string("tpu_zone", None, "Ignored (TPU).", **fv)
+    f.DEFINE_integer("num_train_images", None, "Size of the labeled training set (defines an epoch).", **fv)
+    f.DEFINE_integer("num_eval_images", None, "Size of dev (checked against what eval counts).", **fv)
+    f.DEFINE_integer("num_test_images", None, "Size of test (checked against what eval counts).", **fv)
+    f.DEFINE_integer("steps_per_eval", 3000, "Ignored (never read upstream).", **fv)
+    f.DEFINE_bool("skip_host_call", False, "No training summaries.", **fv)
+    f.DEFINE_integer("iterations_per_loop", 1000, "Steps per training loop; summaries are written every this "
+                     "many steps; checkpoints every max(this, save_checkpoints_steps).", **fv)
+    f.DEFINE_string("data_format", "channels_last", "Ignored: models are channels_last.", **fv)
+    f.DEFINE_integer("num_label_classes", 1000, "Number of classes (svhn: 10).", **fv)
+    f.DEFINE_bool("transpose_input", True, "Ignored (TPU double-transpose trick, a no-op).", **fv)
+    f.DEFINE_bool("use_bfloat16", True, "Run in mixed bfloat16. Upstream default; scripts pass False.", **fv)
+    f.DEFINE_float("base_learning_rate", 0.016, "Learning rate for a batch of 256 (scaled linearly).", **fv)
+    f.DEFINE_float("moving_average_decay", 0.9999, "EMA decay; <= 0 disables EMA.", **fv)
+    f.DEFINE_float("weight_decay", 1e-5, "L2 coefficient.", **fv)
+    f.DEFINE_float("label_smoothing", 0.1, "Label smoothing (labeled loss; hard pseudo labels).", **fv)
+    f.DEFINE_float("dropout_rate", None, "Head dropout override.", **fv)
+    f.DEFINE_float("stochastic_depth_rate", None, "Stochastic depth base rate override (default 0.2).", **fv)
+    f.DEFINE_integer("log_step_count_steps", 64, "Progress log (loss, images/s, ETA) every this many steps.", **fv)
+    f.DEFINE_bool("use_cache", True, "Cache serialized training records in memory.", **fv)
+    f.DEFINE_float("depth_coefficient", None, "Depth multiplier override (student and teacher).", **fv)
+    f.DEFINE_float("width_coefficient", None, "Width multiplier override (student and teacher).", **fv)
+    f.DEFINE_integer("debug", 0, "Ignored.", **fv)
+    f.DEFINE_string("unlabel_data_dir", "", "Directory (or ';'-joined) of unlabeled TFRecords (train*, extra*).",
+                    **fv)
+    f.DEFINE_float("unlabel_ratio", 0, "Unlabeled images per labeled image; 0 = supervised.", **fv)
+    f.DEFINE_float("teacher_softmax_temp", -1, "-1: hard pseudo labels; otherwise soft at this temperature.", **fv)
+    f.DEFINE_integer("train_last_step_num", -1, "Train only this many steps, at the end of the schedule.", **fv)
+    f.DEFINE_string("teacher_model_name", None, "Online teacher architecture (None: stored predictions).", **fv)
+    f.DEFINE_string("teacher_model_path", None, "Teacher checkpoint (model_dir, prefix or original TF1).", **fv)
+    define_augment_flags(flag_values)
+    f.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.", **fv)
+    f.DEFINE_integer("fix_layer_num", -1, "Freeze the stem and the first N blocks (-1: train everything).", **fv)
+    f.DEFINE_integer("num_shards_per_group", -1, "Ignored (TPU cross-replica BN groups).", **fv)
+    f.DEFINE_float("label_data_sample_prob", 1, "Keep each labeled example in the loss with this probability.",
+                   **fv)
+    f.DEFINE_integer("num_tpu_cores", None, "Ignored (TPU).", **fv)
+    f.DEFINE_bool("small_image_model", False, "32x32 variant (forced for svhn).", **fv)
+    f.DEFINE_float("final_base_lr", None, "Choose the decay interval so the LR ends near this (per 256).", **fv)
+    f.DEFINE_integer("num_train_shards", None, "Use only the first N labeled training files.", **fv)
+    f.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.", **fv)
+    # predict_label.py
+    f.DEFINE_string("predict_ckpt_path", "", "Checkpoint for --mode=predict (model_dir, prefix or TF1).", **fv)
+    f.DEFINE_string("output_dir", "", "Where predictions / reassigned records go.", **fv)
+    f.DEFINE_string("info_dir", "", "Where per-shard info-*.txt image counts go.", **fv)
+    f.DEFINE_integer("num_shards", 128, "Number of shards of the data set being predicted.", **fv)
+    f.DEFINE_string("shard_id", "0", "Shard index, or comma-separated indices.", **fv)
+    f.DEFINE_integer("total_replicas", 1, "Split each shard round-robin into this many parts.", **fv)
+    f.DEFINE_integer("worker_id", 0, "Which part this job predicts.", **fv)
+    f.DEFINE_bool("reassign_label", False, "Re-label already filtered shards.", **fv)
+    f.DEFINE_string("data_type", "tfrecord", "Only tfrecord.", **fv)
+    f.DEFINE_string("file_prefix", "train", "Shard file prefix (extra for raw unlabeled data).", **fv)
+    # TF2 additions.
+    f.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker_mirrored or tpu "
+                    "(auto: tpu with --tpu, multi-worker from TF_CONFIG, mirrored with several GPUs).", **fv)
+    f.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (MirroredStrategy on CPU).", **fv)
+    f.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.", **fv)
+    f.DEFINE_string("mixed_precision", None, "float32, bfloat16 or float16 (float16 uses loss scaling); "
+                    "default: bfloat16 if --use_bfloat16 else float32.", **fv)
+    f.DEFINE_bool("deterministic", False, "Deterministic ops (with the seed, a resumed run equals an "
+                  "uninterrupted one).", **fv)
+    f.DEFINE_integer("seed", None, "Random seed of the run (default: drawn once and stored in the "
+                     "checkpoint and FLAGS.json).", **fv)

@@ -2,7 +2,9 @@
 
 from noisy_student_tf.models.efficientnet import (  # noqa: F401
     MODEL_TABLE,
+    HeadDropout,
     StochasticDepth,
+    freeze_layers,
     build_model,
     default_image_size,
     describe_model,

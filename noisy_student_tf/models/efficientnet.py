@@ -19,6 +19,7 @@ import math
 import re
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 # Spec §8.2 (upstream efficientnet_builder.efficientnet_params):
@@ -201,6 +202,19 @@ def dense_initializer(num_classes: int) -> keras.initializers.Initializer:
     return keras.initializers.RandomUniform(-limit, limit)
 
 
+def uniform_per_replica(shape, seed_generator, dtype):
+    """U[0, 1) drawn from a Keras seed generator, folded with the replica id.
+
+    Under a tf.distribute strategy every replica reads the same seed-generator state; folding in the replica
+    number gives each replica its own masks (the state still advances identically everywhere).
+    """
+    seed = tf.cast(seed_generator.next(), tf.int64)
+    context = tf.distribute.get_replica_context()
+    if context is not None and tf.distribute.has_strategy():
+        seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+    return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype)
+
+
 @keras.saving.register_keras_serializable(package="noisy_student_tf")
 class StochasticDepth(layers.Layer):
     """Drops the residual branch per example in training (upstream utils.drop_connect, spec §8.5).
@@ -220,8 +234,7 @@ class StochasticDepth(layers.Layer):
             return inputs
         keep = 1.0 - self.drop_rate
         noise_shape = (ops.shape(inputs)[0], 1, 1, 1)
-        uniform = keras.random.uniform(noise_shape, seed=self.seed_generator, dtype=inputs.dtype)
-        mask = ops.floor(keep + uniform)
+        mask = ops.floor(keep + uniform_per_replica(noise_shape, self.seed_generator, inputs.dtype))
         return inputs / keep * mask
 
     def compute_output_shape(self, input_shape):
@@ -231,14 +244,40 @@ class StochasticDepth(layers.Layer):
         return {**super().get_config(), "drop_rate": self.drop_rate, "seed": self.seed}
 
 
-def _batch_norm(params: GlobalParams, name: str) -> layers.BatchNormalization:
-    # Keras moments are biased like upstream's non-fused BN (spec §8.7, §11.2 item 20).
+@keras.saving.register_keras_serializable(package="noisy_student_tf")
+class HeadDropout(layers.Layer):
+    """Inverted dropout before the classifier (tf.nn.dropout semantics), with per-replica masks."""
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        if not training or self.rate <= 0.0:
+            return inputs
+        keep = 1.0 - self.rate
+        mask = ops.floor(keep + uniform_per_replica(ops.shape(inputs), self.seed_generator, inputs.dtype))
+        return inputs / keep * mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def _batch_norm(params: GlobalParams, name: str, synchronized: bool) -> layers.BatchNormalization:
+    # Keras moments are biased like upstream's non-fused BN (spec §8.7, §11.2 item 20). Synchronized BN
+    # computes the statistics over all replicas, i.e. over the same global batch as on one device.
     return layers.BatchNormalization(
-        axis=-1, momentum=params.batch_norm_momentum, epsilon=params.batch_norm_epsilon, name=name
+        axis=-1, momentum=params.batch_norm_momentum, epsilon=params.batch_norm_epsilon, name=name,
+        synchronized=synchronized,
     )
 
 
-def _mbconv_block(x, block: BlockArgs, params: GlobalParams, index: int, drop_rate: float):
+def _mbconv_block(x, block: BlockArgs, params: GlobalParams, index: int, drop_rate: float, sync_bn: bool):
     """One MBConv block (spec §8.3). `index` is the upstream blocks_N number."""
     prefix = f"blocks_{index}_"
     inputs = x
@@ -246,13 +285,13 @@ def _mbconv_block(x, block: BlockArgs, params: GlobalParams, index: int, drop_ra
     if block.expand_ratio != 1:
         x = layers.Conv2D(filters, 1, padding="same", use_bias=False,
                           kernel_initializer=conv_initializer(1, filters), name=prefix + "expand_conv")(x)
-        x = _batch_norm(params, prefix + "expand_bn")(x)
+        x = _batch_norm(params, prefix + "expand_bn", sync_bn)(x)
         x = layers.Activation("swish", name=prefix + "expand_swish")(x)
 
     k = block.kernel_size
     x = layers.DepthwiseConv2D(k, strides=block.strides, padding="same", use_bias=False,
                                depthwise_initializer=conv_initializer(k, 1), name=prefix + "depthwise_conv")(x)
-    x = _batch_norm(params, prefix + "depthwise_bn")(x)
+    x = _batch_norm(params, prefix + "depthwise_bn", sync_bn)(x)
     x = layers.Activation("swish", name=prefix + "depthwise_swish")(x)
 
     if block.se_ratio is not None and 0 < block.se_ratio <= 1:
@@ -270,7 +309,7 @@ def _mbconv_block(x, block: BlockArgs, params: GlobalParams, index: int, drop_ra
     x = layers.Conv2D(block.output_filters, 1, padding="same", use_bias=False,
                       kernel_initializer=conv_initializer(1, block.output_filters),
                       name=prefix + "project_conv")(x)
-    x = _batch_norm(params, prefix + "project_bn")(x)
+    x = _batch_norm(params, prefix + "project_bn", sync_bn)(x)
 
     if block.id_skip and block.strides == (1, 1) and block.input_filters == block.output_filters:
         if drop_rate > 0:
@@ -307,13 +346,15 @@ def build_model(
     depth_coefficient: float | None = None,
     input_shape: tuple | None = None,
     name: str | None = None,
+    synchronized_bn: bool = False,
 ) -> keras.Model:
     """Builds an upstream EfficientNet as a functional Keras model returning float32 logits.
 
     `input_shape` defaults to the table resolution (32x32 with `small_image_model`); use
     `(None, None, 3)` for a model that accepts any size. The input is the normalised image
     ((x - mean) / std, channels last). Dropout and stochastic depth act only with `training=True`.
-    `name` defaults to the model name (the upstream variable scope).
+    `name` defaults to the model name (the upstream variable scope). `synchronized_bn` computes BN batch
+    statistics across the replicas of a tf.distribute strategy (needed for more than one replica).
     """
     params, stages = get_model_params(
         model_name, num_classes, small_image_model=small_image_model, dropout_rate=dropout_rate,
@@ -330,27 +371,38 @@ def build_model(
     stem_filters = round_filters(STEM_FILTERS, params)
     x = layers.Conv2D(stem_filters, 3, strides=2, padding="same", use_bias=False,
                       kernel_initializer=conv_initializer(3, stem_filters), name="stem_conv")(inputs)
-    x = _batch_norm(params, "stem_bn")(x)
+    x = _batch_norm(params, "stem_bn", synchronized_bn)(x)
     x = layers.Activation("swish", name="stem_swish")(x)
 
     blocks = expand_blocks(params, stages)
     for index, block in enumerate(blocks):
         # Spec §8.5: linear rule over all blocks, so block 0 never drops.
         drop_rate = params.stochastic_depth_rate * index / len(blocks)
-        x = _mbconv_block(x, block, params, index, drop_rate)
+        x = _mbconv_block(x, block, params, index, drop_rate, synchronized_bn)
 
     head_filters = round_filters(HEAD_FILTERS, params)
     x = layers.Conv2D(head_filters, 1, padding="same", use_bias=False,
                       kernel_initializer=conv_initializer(1, head_filters), name="head_conv")(x)
-    x = _batch_norm(params, "head_bn")(x)
+    x = _batch_norm(params, "head_bn", synchronized_bn)(x)
     x = layers.Activation("swish", name="head_swish")(x)
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     if params.dropout_rate > 0:
-        x = layers.Dropout(params.dropout_rate, name="head_dropout")(x)
+        x = HeadDropout(params.dropout_rate, name="head_dropout")(x)
     x = layers.Dense(num_classes, kernel_initializer=dense_initializer(num_classes), name="head_dense")(x)
     # Logits stay float32 under a mixed-precision policy (spec §5.2 item 4).
     logits = layers.Activation("linear", dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=name or model_name)
+
+
+def freeze_layers(model: keras.Model, fix_layer_num: int) -> None:
+    """Upstream fix_layer_num (spec §8.6): -1 trains everything; otherwise the stem and blocks 0 .. N-1 are
+    frozen (not trainable, BN in inference mode). The head always trains."""
+    if fix_layer_num == -1:
+        return
+    for layer in model.layers:
+        match = re.match(r"blocks_(\d+)_", layer.name)
+        if layer.name.startswith("stem_") or (match and int(match.group(1)) < fix_layer_num):
+            layer.trainable = False
 
 
 def describe_model(model_name: str, num_classes: int, **overrides) -> str:

@@ -1,0 +1,267 @@
+"""tf.data input functions (spec §5.1, §5.10): the training stream (labeled + unlabeled) and eval batches.
+
+Training streams are infinite and their order is a function of the seed alone: files and records are shuffled
+with seeded shuffles and interleaved deterministically, and every example's augmentation seed is
+(seed, stream, position in the stream). Resuming at step `s` therefore means skipping `s * batch` serialized
+records (cheap: nothing is decoded) and gives exactly the examples an uninterrupted run would have seen.
+
+Labeled data comes from TFRecord shards (`train*`, 1-based labels) or, with `tfds:<name>`, from a TFDS data set
+prepared locally (splits train / validation / test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import tensorflow as tf
+
+from noisy_student_tf.data import preprocessing, records
+from noisy_student_tf.errors import UserError
+
+TFDS_PREFIX = "tfds:"
+READ_BUFFER_BYTES = 8 * 1024 * 1024  # upstream: 8 MiB read buffer per file
+MAX_INTERLEAVE = 64  # upstream cycle length
+CACHED_SHUFFLE_BUFFER = 16384  # upstream shuffle buffer with use_cache
+UNCACHED_SHUFFLE_BUFFER = 1024  # upstream shuffle buffer without cache
+TFDS_SPLITS = {"train": "train", "dev": "validation", "test": "test", "validation": "validation"}
+LABELED_STREAM, UNLABELED_STREAM = 0, 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainInputConfig:
+    """Everything the training input needs; built from flags by the training job."""
+
+    label_data_dir: str
+    num_classes: int
+    image_size: int
+    small_image_model: bool
+    unlabel_data_dir: str = ""
+    unlabel_ratio: float = 0.0
+    label_data_sample_prob: float = 1.0
+    teacher_image_size: int | None = None  # an online teacher gets the clean view of unlabeled images
+    stored_predictions: bool = False  # no online teacher: the targets come from the records (offline mode)
+    augment_name: str | None = None
+    unl_augment_name: str | None = None
+    randaug_layer: int = 2
+    randaug_mag: float = 27
+    cutout_op: bool = True
+    contrast_mode: str = "pil"
+    remove_aug: bool = False
+    flip: bool = True
+    use_cache: bool = True
+    num_train_shards: int | None = None
+    seed: int = 0
+
+
+def unlabeled_batch_size(batch_size: int, label_data_sample_prob: float, unlabel_ratio: float) -> int:
+    """Spec §5.1: ceil(B * p * r) unlabeled images per step."""
+    return int(math.ceil(batch_size * label_data_sample_prob * unlabel_ratio))
+
+
+def _stream_seed(seed: int, stream: int, pipeline: int) -> int:
+    """A distinct, fixed integer per (run seed, stream, input pipeline)."""
+    return (int(seed) * 1_000_003 + stream * 1_009 + pipeline) % (2 ** 62)
+
+
+def _record_stream(files, *, use_cache: bool, seed: int) -> tf.data.Dataset:
+    """Serialized records of `files`, shuffled and repeated forever, in an order fixed by `seed`."""
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    read = lambda f: tf.data.TFRecordDataset(f, buffer_size=READ_BUFFER_BYTES)  # noqa: E731
+    cycle = min(MAX_INTERLEAVE, len(files))
+    if use_cache:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=False)
+        dataset = dataset.interleave(read, cycle_length=cycle, num_parallel_calls=tf.data.AUTOTUNE,
+                                     deterministic=True)
+        return dataset.cache().shuffle(CACHED_SHUFFLE_BUFFER, seed=seed + 1).repeat()
+    dataset = dataset.shuffle(len(files), seed=seed).repeat()
+    dataset = dataset.interleave(read, cycle_length=cycle, num_parallel_calls=tf.data.AUTOTUNE,
+                                 deterministic=True)
+    return dataset.shuffle(UNCACHED_SHUFFLE_BUFFER, seed=seed + 1)
+
+
+def _tfds_split(name: str, subset: str):
+    import tensorflow_datasets as tfds
+
+    split = TFDS_SPLITS.get(subset, subset)
+    try:
+        return tfds.load(name, split=split, shuffle_files=False, download=False)
+    except Exception as e:  # TFDS raises several types for "not prepared" / "unknown split"
+        raise UserError(f"cannot read split {split!r} of TFDS data set {name!r} (prepare it locally first, "
+                        f"e.g. with `tfds build {name}`): {e}") from None
+
+
+def _check_label(label, num_classes: int, what: str):
+    message = f"{what} outside 0..{num_classes - 1} (check --num_label_classes; TFRecord labels are 1-based)"
+    tf.debugging.assert_greater_equal(label, 0, message=message)
+    tf.debugging.assert_less(label, num_classes, message=message)
+    return label
+
+
+def _parse_labeled(record, num_classes: int):
+    parsed = tf.io.parse_single_example(record, records.LABELED_FEATURES)
+    label = tf.cast(parsed["image/class/label"], tf.int32) - 1  # 1-based on disk (spec §4.1)
+    return parsed["image/encoded"], _check_label(label, num_classes, "labeled record: image/class/label - 1")
+
+
+def labeled_source(data_dir: str, subset: str, *, num_classes: int, training: bool, use_cache: bool = True,
+                   num_train_shards=None, seed: int = 0, pipeline: int = 0, num_pipelines: int = 1):
+    """(raw dataset, parse function raw -> (image bytes or uint8 image, 0-based label))."""
+    if data_dir.startswith(TFDS_PREFIX):
+        dataset = _tfds_split(data_dir[len(TFDS_PREFIX):], subset)
+        if num_pipelines > 1:
+            dataset = dataset.shard(num_pipelines, pipeline)
+        if training:
+            if use_cache:
+                dataset = dataset.cache()
+            dataset = dataset.shuffle(CACHED_SHUFFLE_BUFFER, seed=seed + 1).repeat()
+
+        def parse_tfds(example):
+            label = _check_label(tf.cast(example["label"], tf.int32), num_classes, "TFDS label")
+            return example["image"], label
+
+        return dataset, parse_tfds
+
+    files = records.find_files(data_dir, [subset], flag="--label_data_dir")
+    if training and num_train_shards:
+        files = files[:num_train_shards]
+    if num_pipelines > 1:
+        if len(files) < num_pipelines:
+            raise UserError(f"--label_data_dir: {len(files)} {subset} files cannot be split over "
+                            f"{num_pipelines} input pipelines; write more shards")
+        files = files[pipeline::num_pipelines]
+    if training:
+        dataset = _record_stream(files, use_cache=use_cache, seed=seed)
+    else:
+        dataset = tf.data.TFRecordDataset(files, buffer_size=READ_BUFFER_BYTES)
+    return dataset, lambda record: _parse_labeled(record, num_classes)
+
+
+def _unlabeled_source(cfg: TrainInputConfig, seed: int, pipeline: int, num_pipelines: int):
+    # Spec §4.2: both train* (filtered output) and extra* (raw unlabeled shards) are read.
+    files = records.find_files(cfg.unlabel_data_dir, ["train", "extra"], flag="--unlabel_data_dir")
+    if num_pipelines > 1:
+        if len(files) < num_pipelines:
+            raise UserError(f"--unlabel_data_dir: {len(files)} files cannot be split over {num_pipelines} "
+                            "input pipelines; write more shards")
+        files = files[pipeline::num_pipelines]
+    return _record_stream(files, use_cache=cfg.use_cache, seed=seed)
+
+
+def _train_view(cfg: TrainInputConfig, image, augment_name, seed):
+    return preprocessing.preprocess_image(
+        image, is_training=not cfg.remove_aug, image_size=cfg.image_size, small_image_model=cfg.small_image_model,
+        augment_name=augment_name, randaug_layer=cfg.randaug_layer, randaug_mag=cfg.randaug_mag,
+        cutout_op=cfg.cutout_op, flip=cfg.flip, contrast_mode=cfg.contrast_mode, seed=seed)
+
+
+def train_dataset(cfg: TrainInputConfig, global_batch_size: int, *, num_replicas: int = 1,
+                  input_context: tf.distribute.InputContext | None = None, start_step: int = 0):
+    """Per-replica training batches (spec §5.1 table), starting at `start_step` of the stream.
+
+    Each element: `image` [b + u, S, S, 3] float32 (labeled then unlabeled, 0..255), `label` [b + u] int32
+    (true labels, then the stored teacher labels), and with unlabeled data `unl_probs` [u, C], `top_1_prob` [u]
+    and, for an online teacher, `unl_teacher_image` [u, S_t, S_t, 3]; b and u are the per-replica batch sizes.
+    """
+    preprocessing.check_augment_name(cfg.augment_name)
+    preprocessing.check_augment_name(cfg.unl_augment_name)
+    pipeline = input_context.input_pipeline_id if input_context else 0
+    num_pipelines = input_context.num_input_pipelines if input_context else 1
+    unl_batch = unlabeled_batch_size(global_batch_size, cfg.label_data_sample_prob, cfg.unlabel_ratio)
+    for name, size in (("train_batch_size", global_batch_size), ("unlabeled batch ceil(B*p*r)", unl_batch)):
+        if size % num_replicas:
+            raise UserError(f"{name} = {size} must divide evenly over {num_replicas} replicas")
+    replicas_per_pipeline = num_replicas // num_pipelines
+    lab_batch, unl_batch = global_batch_size // num_replicas, unl_batch // num_replicas
+
+    lab_seed = _stream_seed(cfg.seed, LABELED_STREAM, pipeline)
+    raw, parse = labeled_source(cfg.label_data_dir, "train", num_classes=cfg.num_classes, training=True,
+                                use_cache=cfg.use_cache, num_train_shards=cfg.num_train_shards, seed=lab_seed,
+                                pipeline=pipeline, num_pipelines=num_pipelines)
+
+    def labeled_example(index, record):
+        image, label = parse(record)
+        return {"image": _train_view(cfg, image, cfg.augment_name, tf.stack([lab_seed, index])), "label": label}
+
+    start = start_step * replicas_per_pipeline
+    labeled = (raw.enumerate().skip(start * lab_batch)
+               .map(labeled_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .batch(lab_batch, drop_remainder=True))
+
+    if cfg.unlabel_ratio:
+        unl_seed = _stream_seed(cfg.seed, UNLABELED_STREAM, pipeline)
+        features = records.unlabeled_features(cfg.num_classes)
+
+        def unlabeled_example(index, record):
+            parsed = tf.io.parse_single_example(record, features)
+            if cfg.stored_predictions:
+                # proc_svhn's raw `extra` shards carry dummy predictions (all zero, prob 0).
+                tf.debugging.assert_greater(
+                    parsed["prob"], 0.0,
+                    message="--unlabel_data_dir: unlabeled record without teacher predictions (prob = 0, as in "
+                            "raw extra shards). Train from predicted/filtered shards, or use an online teacher "
+                            "(--teacher_model_name and --teacher_model_path)")
+            image = preprocessing.decode_image(parsed["image/encoded"])
+            out = {"image": _train_view(cfg, image, cfg.unl_augment_name, tf.stack([unl_seed, index])),
+                   "label": tf.cast(parsed["label"], tf.int32), "probs": parsed["probabilities"],
+                   "prob": parsed["prob"]}
+            if cfg.teacher_image_size:
+                out["teacher_image"] = preprocessing.preprocess_image(
+                    image, is_training=False, image_size=cfg.teacher_image_size,
+                    small_image_model=cfg.small_image_model)
+            return out
+
+        unlabeled = (_unlabeled_source(cfg, unl_seed, pipeline, num_pipelines).enumerate()
+                     .skip(start * unl_batch)
+                     .map(unlabeled_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                     .batch(unl_batch, drop_remainder=True))
+
+        def combine(lab, unl):
+            out = {"image": tf.concat([lab["image"], unl["image"]], 0),
+                   "label": tf.concat([lab["label"], unl["label"]], 0),
+                   "unl_probs": unl["probs"], "top_1_prob": unl["prob"]}
+            if cfg.teacher_image_size:
+                out["unl_teacher_image"] = unl["teacher_image"]
+            return out
+
+        dataset = tf.data.Dataset.zip((labeled, unlabeled)).map(combine, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = labeled
+    options = tf.data.Options()
+    options.deterministic = True
+    # Sharding is done above, per file and input pipeline (upstream's per-host sharding).
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_subsets(data_dir: str) -> list[str]:
+    """Upstream evaluates `dev*` then `test*`; standard ImageNet shards are `validation*`, used when neither exists."""
+    if data_dir.startswith(TFDS_PREFIX):
+        return ["dev", "test"]
+    found = []
+    for subset in ("dev", "test", "validation"):
+        try:
+            records.find_files(data_dir, [subset])
+            found.append(subset)
+        except UserError:
+            pass
+    if "dev" in found or "test" in found:
+        found = [s for s in found if s != "validation"]
+    if not found:
+        raise UserError(f"--label_data_dir={data_dir!r}: no dev*, test* or validation* files to evaluate")
+    return found
+
+
+def eval_dataset(data_dir: str, subset: str, batch_size: int, *, image_size: int, small_image_model: bool,
+                 num_classes: int):
+    """(image, label) batches of every record of a subset, in file order; the last batch may be partial."""
+    raw, parse = labeled_source(data_dir, subset, num_classes=num_classes, training=False)
+
+    def example(record):
+        image, label = parse(record)
+        image = preprocessing.preprocess_image(image, is_training=False, image_size=image_size,
+                                               small_image_model=small_image_model)
+        return image, label
+
+    return raw.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size).prefetch(
+        tf.data.AUTOTUNE)

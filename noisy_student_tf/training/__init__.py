@@ -1,0 +1,1 @@
+"""Training: the noisy-student step, TF1-style optimisation, EMA, checkpoints and the training loop."""

@@ -1,0 +1,50 @@
+"""RMSProp with the TF1 semantics the original code trained with (spec §5.7, §11.2 item 19).
+
+Keras' RMSprop differs in three ways: its mean-square slot starts at zero, epsilon is added outside the
+square root, and the learning rate is applied outside the momentum buffer. TF1's kernel:
+
+    ms  <- ms + (g^2 - ms) * (1 - decay)          # ms starts at ONE
+    mom <- momentum * mom + lr * g / sqrt(ms + epsilon)
+    var <- var - mom
+"""
+
+import keras
+from keras import ops
+
+# Upstream utils.build_optimizer: RMSPropOptimizer(lr, decay=0.9, momentum=0.9, epsilon=1e-3).
+RMSPROP_DECAY = 0.9
+RMSPROP_MOMENTUM = 0.9
+RMSPROP_EPSILON = 1e-3
+
+
+@keras.saving.register_keras_serializable(package="noisy_student_tf")
+class TF1RMSProp(keras.optimizers.Optimizer):
+    """tf.compat.v1.train.RMSPropOptimizer as a Keras 3 optimizer (works under any tf.distribute strategy)."""
+
+    def __init__(self, learning_rate=0.016, decay=RMSPROP_DECAY, momentum=RMSPROP_MOMENTUM,
+                 epsilon=RMSPROP_EPSILON, name="RMSProp", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.decay = decay
+        self.momentum = momentum
+        self.epsilon = epsilon
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._mean_squares = [self.add_variable_from_reference(v, "rms", initializer="ones") for v in variables]
+        self._moments = [self.add_variable_from_reference(v, "momentum", initializer="zeros") for v in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        ms, mom = self._mean_squares[index], self._moments[index]
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        self.assign(ms, ms + (ops.square(gradient) - ms) * (1.0 - self.decay))
+        self.assign(mom, self.momentum * mom + lr * gradient / ops.sqrt(ms + self.epsilon))
+        self.assign_sub(variable, mom)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"decay": self.decay, "momentum": self.momentum, "epsilon": self.epsilon})
+        return config

@@ -1,0 +1,71 @@
+"""Training end to end through the real jobs: a teacher learns, an online-teacher student learns from the
+unlabeled stream alone, and the run leaves upstream's files (FLAGS.json, model_params.txt, summaries)."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import jobs_helper
+import tiny_data
+
+SIZE = jobs_helper.TINY_SIZE
+COMMON = jobs_helper.TINY + ["--seed=1", "--iterations_per_loop=100", "--save_checkpoints_steps=100",
+                             "--log_step_count_steps=50"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    tiny_data.write_labeled(root / "lab", "train", tiny_data.balanced_labels(20), num_shards=4, size=SIZE)
+    # The student's labeled set: 10 images each of classes 0 and 1 only.
+    tiny_data.write_labeled(root / "two_classes", "train", np.repeat([0, 1], 10), seed=9, size=SIZE)
+    for sub in ("lab", "two_classes"):
+        tiny_data.write_labeled(root / sub, "dev", tiny_data.balanced_labels(10, seed=5), seed=5, size=SIZE)
+        tiny_data.write_labeled(root / sub, "test", tiny_data.balanced_labels(10, seed=6), seed=6, size=SIZE)
+    tiny_data.write_unlabeled(root / "unl", tiny_data.balanced_labels(60, seed=3), seed=3, size=SIZE)
+    return root
+
+
+def summary_tags(model_dir):
+    tags = set()
+    for path in glob.glob(os.path.join(model_dir, "events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_teacher_learns_and_student_learns_from_the_unlabeled_stream(data, tmp_path):
+    teacher_dir, student_dir = str(tmp_path / "teacher"), str(tmp_path / "student")
+    jobs_helper.train_job(COMMON + [f"--label_data_dir={data}/lab", f"--model_dir={teacher_dir}",
+                                    "--train_batch_size=32", "--train_steps=300", "--num_train_images=200"])
+    teacher = jobs_helper.eval_job(COMMON + [f"--label_data_dir={data}/lab", f"--model_dir={teacher_dir}"])
+    assert teacher["dev"]["top_1_accuracy"] >= 0.9 and teacher["test"]["top_1_accuracy"] >= 0.9
+
+    jobs_helper.train_job(COMMON + [
+        f"--label_data_dir={data}/two_classes", f"--model_dir={student_dir}", "--train_batch_size=16",
+        "--train_steps=200", "--num_train_images=200", f"--unlabel_data_dir={data}/unl", "--unlabel_ratio=3",
+        "--teacher_softmax_temp=1", "--teacher_model_name=efficientnet-b0", f"--teacher_model_path={teacher_dir}",
+        "--augment_name=v1", "--randaug_mag=5"])
+    student = jobs_helper.eval_job(COMMON + [f"--label_data_dir={data}/two_classes", f"--model_dir={student_dir}"])
+    # Labeled data alone could explain at most 2 of 10 classes (20%).
+    assert student["dev"]["top_1_accuracy"] >= 0.6 and student["test"]["top_1_accuracy"] >= 0.6
+
+    with open(os.path.join(student_dir, "eval_results.json")) as f:
+        results = json.load(f)
+    assert set(results) == {"dev", "test"} and results["test"]["num_images"] == 100
+    assert set(results["dev"]) == {"top_1_accuracy", "top_5_accuracy", "loss", "num_images"}
+    with open(os.path.join(student_dir, "FLAGS.json")) as f:
+        flags_json = json.load(f)
+    assert flags_json["unlabel_ratio"] == 3 and flags_json["teacher_model_path"] == teacher_dir
+    assert flags_json["seed"] == 1
+    with open(os.path.join(student_dir, "model_params.txt")) as f:
+        assert f.readline().strip() == "model_name: efficientnet-b0"
+    # Upstream's scalar names (spec §5.3), every iterations_per_loop steps.
+    assert {"lab/acc", "lab/pred_prob", "lab/loss", "unl/acc_to_dump", "unl/pred_prob", "unl/target_prob",
+            "ext/loss", "train/data_loss", "train/loss", "train/lr", "train/epoch"} <= summary_tags(student_dir)
+    assert tf.train.latest_checkpoint(student_dir).endswith("model.ckpt-200")
