@@ -11,6 +11,9 @@ TINY = ["--task_name=imagenet", "--small_image_model", "--input_image_size=16", 
         "--model_name=efficientnet-b0", "--width_coefficient=0.25", "--depth_coefficient=0.25",
         "--use_tpu=False", "--use_bfloat16=False"]
 TINY_SIZE = 16
+# The same tiny network on the SVHN task (32x32, 10 classes, SVHN normalisation, no flips).
+TINY_SVHN = ["--task_name=svhn", "--model_name=efficientnet-b0", "--width_coefficient=0.25",
+             "--depth_coefficient=0.25", "--use_tpu=False", "--use_bfloat16=False"]
 
 
 def parse(args):

@@ -29,6 +29,7 @@ def test_param_counts_match_spec_table_and_keras_applications(name):
     assert model.count_params() == app.count_params() - normalization
 
 
+@pytest.mark.xdist_group("memory")  # 2 GB of weights
 def test_l2_builds_with_spec_parameter_count_and_runs():
     model = build_model("efficientnet-l2", 1000, input_shape=(32, 32, 3))
     assert model.count_params() == reference_param_count("efficientnet-l2", 1000)

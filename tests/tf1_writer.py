@@ -1,6 +1,8 @@
 """Test oracle: writes checkpoints with the real TF1 machinery (graph, tf.compat.v1 Saver and
 tf.compat.v1.train.ExponentialMovingAverage), as the original code did."""
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -17,6 +19,7 @@ def _fed_assignments(targets_and_values):
 
 def write_tf1_checkpoint(prefix, raw, shadows=None, global_step=0):
     """raw: {full variable name: value}; shadows: {full variable name: EMA value} for the averaged ones."""
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     with tf.Graph().as_default():
         variables = {name: tf.compat.v1.Variable(tf.zeros(np.shape(value), tf.float32), name=name)
                      for name, value in raw.items()}

@@ -234,10 +234,21 @@ def train_dataset(cfg: TrainInputConfig, global_batch_size: int, *, num_replicas
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def _tfds_splits(name: str) -> set:
+    """The splits a locally prepared TFDS data set has (empty when TFDS cannot tell)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return set(tfds.builder(name).info.splits.keys())
+    except Exception:  # not prepared, unknown name: loading will report it
+        return set()
+
+
 def eval_subsets(data_dir: str) -> list[str]:
     """Upstream evaluates `dev*` then `test*`; standard ImageNet shards are `validation*`, used when neither exists."""
     if data_dir.startswith(TFDS_PREFIX):
-        return ["dev", "test"]
+        splits = _tfds_splits(data_dir[len(TFDS_PREFIX):])
+        return [s for s in ("dev", "test") if not splits or TFDS_SPLITS[s] in splits] or ["test"]
     found = []
     for subset in ("dev", "test", "validation"):
         try:

@@ -102,12 +102,12 @@ def small_image_crop(image, seed=None):
 
 
 def _check_small_image(image, image_size: int):
-    shape = tf.shape(image)
-    tf.debugging.assert_equal(
-        shape[:2], [image_size, image_size],
+    check = tf.debugging.assert_equal(
+        tf.shape(image)[:2], [image_size, image_size],
         message=f"small_image_model expects {image_size}x{image_size} images; resize the data or use the "
                 "ImageNet-style path (small_image_model=False)")
-    return tf.reshape(image, [image_size, image_size, 3])
+    with tf.control_dependencies([check] if check is not None else []):  # report this, not a reshape error
+        return tf.reshape(image, [image_size, image_size, 3])
 
 
 def _randaugment(image, randaug_layer, randaug_mag, *, cutout_const, translate_const, cutout_op,

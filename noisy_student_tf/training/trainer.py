@@ -128,7 +128,7 @@ class Trainer:
             self.seed = tf.Variable(int(cfg.seed), dtype=tf.int64, trainable=False, name="seed")
         self.ema = None
         self.checkpoint = None
-        self._compiled_loop = None
+        self._compiled_step = None
 
     # ------------------------------------------------------------------------------------------------
     # State: initial weights, EMA, checkpoint.
@@ -253,26 +253,27 @@ class Trainer:
     def _accuracy(logits, labels):
         return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
 
-    def _loop(self):
-        if self._compiled_loop is None:
-            step_fn = self._replica_step
+    def _step(self):
+        """One training step over a distributed batch, traced once; returns the replica-mean metrics."""
+        if self._compiled_step is None:
+            replica_step = self._replica_step
             if self.cfg.jit_compile:
-                step_fn = tf.function(step_fn, jit_compile=True)
+                replica_step = tf.function(replica_step, jit_compile=True)
 
             @tf.function
-            def loop(iterator, num_steps):
-                for _ in tf.range(num_steps - 1):
-                    self.strategy.run(step_fn, args=(next(iterator),))
-                metrics = self.strategy.run(step_fn, args=(next(iterator),))
+            def step(iterator):
+                metrics = self.strategy.run(replica_step, args=(next(iterator),))
                 return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                         for k, v in metrics.items()}
 
-            self._compiled_loop = loop
-        return self._compiled_loop
+            self._compiled_step = step
+        return self._compiled_step
 
     def train_steps(self, iterator, num_steps: int) -> dict:
         """Runs `num_steps` steps from a distributed iterator; returns the last step's metrics."""
-        metrics = self._loop()(iterator, tf.constant(num_steps, tf.int64))
+        step = self._step()
+        for _ in range(num_steps):
+            metrics = step(iterator)
         return {k: float(v) for k, v in metrics.items()}
 
     def distribute(self, dataset_fn):
