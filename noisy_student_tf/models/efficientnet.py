@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import sys
 
 import keras
 import tensorflow as tf
@@ -391,7 +392,21 @@ def build_model(
     x = layers.Dense(num_classes, kernel_initializer=dense_initializer(num_classes), name="head_dense")(x)
     # Logits stay float32 under a mixed-precision policy (spec §5.2 item 4).
     logits = layers.Activation("linear", dtype="float32", name="logits")(x)
+    _allow_deep_graph_walks(len(blocks))
     return keras.Model(inputs, logits, name=name or model_name)
+
+
+# Keras walks a functional graph recursively, one Python frame per layer. EfficientNet-L2 has 88 blocks of
+# ~15 layers, deeper than Python's default limit of 1000 frames (some environments raise it at start-up, a
+# fresh virtualenv does not). The limit stays raised so later walks (clone, serialise) also work.
+_FRAMES_PER_BLOCK = 20
+_FRAME_MARGIN = 1000
+
+
+def _allow_deep_graph_walks(num_blocks: int) -> None:
+    needed = num_blocks * _FRAMES_PER_BLOCK + _FRAME_MARGIN
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
 
 
 def freeze_layers(model: keras.Model, fix_layer_num: int) -> None:
