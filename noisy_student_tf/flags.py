@@ -121,12 +121,15 @@ def define_main_flags(flag_values=flags.FLAGS) -> None:
     f.DEFINE_string("output_dir", "", "Where predictions / reassigned records go.", **fv)
     f.DEFINE_string("info_dir", "", "Where per-shard info-*.txt image counts go.", **fv)
     f.DEFINE_integer("num_shards", 128, "Number of shards of the data set being predicted.", **fv)
-    f.DEFINE_string("shard_id", "0", "Shard index, or comma-separated indices.", **fv)
+    f.DEFINE_string("shard_id", "0", "Shard index, or comma-separated indices (also --shard).", **fv)
+    f.DEFINE_alias("shard", "shard_id", flag_values=flag_values)
     f.DEFINE_integer("total_replicas", 1, "Split each shard round-robin into this many parts.", **fv)
     f.DEFINE_integer("worker_id", 0, "Which part this job predicts.", **fv)
     f.DEFINE_bool("reassign_label", False, "Re-label already filtered shards.", **fv)
     f.DEFINE_string("data_type", "tfrecord", "Only tfrecord.", **fv)
     f.DEFINE_string("file_prefix", "train", "Shard file prefix (extra for raw unlabeled data).", **fv)
+    f.DEFINE_integer("predict_batch_size", 64, "Images per inference batch in predict and reassign (upstream: "
+                     "always 8; the results do not depend on it).", **fv)
     # TF2 additions.
     f.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker_mirrored or tpu "
                     "(auto: tpu with --tpu, multi-worker from TF_CONFIG, mirrored with several GPUs).", **fv)
@@ -138,3 +141,46 @@ def define_main_flags(flag_values=flags.FLAGS) -> None:
                   "uninterrupted one).", **fv)
     f.DEFINE_integer("seed", None, "Random seed of the run (default: drawn once and stored in the "
                      "checkpoint and FLAGS.json).", **fv)
+
+
+def define_filter_flags(flag_values=flags.FLAGS) -> None:
+    """The flags of the original filter_unlabel.py (spec §1.2), same names, types and defaults, plus ours."""
+    fv = dict(flag_values=flag_values)
+    f = flags
+    f.DEFINE_string("input_dir", "", "Directory of the unlabeled shards that were predicted.", **fv)
+    f.DEFINE_string("prediction_dir", "", "Directory of the train-info-* prediction files.", **fv)
+    f.DEFINE_string("info_dir", "", "Directory of the info-*.txt image counts.", **fv)
+    f.DEFINE_string("prelim_stats_dir", "", "Directory for per-shard histograms and global totals.", **fv)
+    f.DEFINE_string("output_dir", "", "Root of the filtered output (data/, samples/, stats/, threshold.json).", **fv)
+    f.DEFINE_integer("num_shards", 128, "Number of unlabeled shards.", **fv)
+    f.DEFINE_integer("only_use_num_shards", -1, "If not -1, the totals use only shards 0..N-1.", **fv)
+    f.DEFINE_integer("shard_id", 0, "The shard this invocation handles (also --shard).", **fv)
+    f.DEFINE_alias("shard", "shard_id", flag_values=flag_values)
+    f.DEFINE_integer("num_image", 1300, "Target number of images per class after balancing.", **fv)
+    f.DEFINE_integer("total_replicas", 1, "Number of prediction workers per shard (predict's --total_replicas).",
+                     **fv)
+    f.DEFINE_integer("total_label_replicas", -1, "Ignored: upstream overwrote it from the files.", **fv)
+    f.DEFINE_integer("task", -1, "Which prediction worker this job handles (-1: all); part of output names.", **fv)
+    f.DEFINE_integer("debug", 0, "1: only replica 0 and only this shard's stats files.", **fv)
+    f.DEFINE_float("min_threshold", 0.0, "Minimum confidence; one of 0.0, 0.01, ..., 1.0.", **fv)
+    f.DEFINE_float("max_prob", 2, "Images more confident than this are dropped (2: none).", **fv)
+    f.DEFINE_integer("num_label_classes", 1000, "Number of classes.", **fv)
+    f.DEFINE_integer("upsample", 1, "0: never duplicate images of scarce classes.", **fv)
+    f.DEFINE_integer("only_get_stats", 0, "1: phase 1 (statistics); 0: phase 2 (write the filtered data).", **fv)
+    f.DEFINE_string("file_prefix", "train", "Prefix of the input shards (extra for raw unlabeled shards).", **fv)
+    f.DEFINE_string("data_type", "tfrecord", "Only tfrecord.", **fv)
+    f.DEFINE_integer("use_top", 1, "1: the highest threshold that keeps >= num_image images; 0: min_threshold.",
+                     **fv)
+    f.DEFINE_bool("eval_imagenet_p", False, "Ignored (never read upstream).", **fv)
+    f.DEFINE_bool("use_all", False, "Keep every image above min_threshold once (no balancing).", **fv)
+    # Additions (MIGRATION.md).
+    f.DEFINE_integer("seed", 12345, "Seed of the stochastic copies, the shuffle and the samples: the same seed "
+                     "gives the same files.", **fv)
+    f.DEFINE_bool("all_shards", False, "Run both phases over every shard in this one process, shards in "
+                  "parallel (ignores --shard_id and --only_get_stats).", **fv)
+    f.DEFINE_integer("num_workers", 0, "Threads for --all_shards (0: one per CPU core).", **fv)
+    f.DEFINE_bool("rebuild_stale", False, "Recompute outputs left by an earlier run with other inputs or flags, "
+                  "instead of stopping.", **fv)
+    f.DEFINE_float("poll_seconds", 10, "How often to look for the files of other shards' jobs.", **fv)
+    f.DEFINE_float("wait_timeout", 3600, "Give up (naming the missing files) after waiting this many seconds.",
+                   **fv)

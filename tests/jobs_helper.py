@@ -29,3 +29,19 @@ def train_job(args):
 
 def eval_job(args):
     return evaluate.run(parse(args))
+
+
+def predict_job(args):
+    from noisy_student_tf.jobs import predict
+
+    return predict.run(parse(args))
+
+
+def filter_job(args):
+    from noisy_student_tf.flags import define_filter_flags
+    from noisy_student_tf.jobs import filter_unlabel
+
+    values = flags.FlagValues()
+    define_filter_flags(values)
+    values(["filter_unlabel.py", *args])
+    return filter_unlabel.run(values)

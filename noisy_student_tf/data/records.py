@@ -29,9 +29,36 @@ def unlabeled_features(num_classes: int) -> dict:
     }
 
 
+# Spec §5.12: predict and filter read only the image bytes of their input shards.
+IMAGE_FEATURES = {"image/encoded": tf.io.FixedLenFeature((), tf.string)}
+
+
+def prediction_features(num_classes: int) -> dict:
+    """Spec §4.3: one prediction record per input image, no defaults."""
+    return {
+        "probabilities": tf.io.FixedLenFeature([num_classes], tf.float32),
+        "classes": tf.io.FixedLenFeature([], tf.int64),
+    }
+
+
 def shard_name(prefix: str, index: int, num_shards: int) -> str:
     """'%s-%05d-of-%05d', e.g. train-00003-of-00128 (spec §4.8)."""
     return "%s-%05d-of-%05d" % (prefix, index, num_shards)
+
+
+def prediction_name(shard: int, num_shards: int, worker: int) -> str:
+    """Spec §4.3: train-info-<shard>-of-<num_shards>-<worker>."""
+    return "train-info-%05d-of-%05d-%05d" % (shard, num_shards, worker)
+
+
+def info_name(shard: int, num_shards: int, worker: int) -> str:
+    """Spec §4.4: info-<shard>-of-<num_shards>-<worker>.txt, JSON {"image_num": n}."""
+    return "info-%05d-of-%05d-%05d.txt" % (shard, num_shards, worker)
+
+
+def filtered_name(task: int, shard: int, num_shards: int, prefix: str = "train") -> str:
+    """Spec §4.5/§4.6: train-<task>-<shard>-of-<num_shards> (also the name reassign reads and writes)."""
+    return "%s-%d-%05d-of-%05d" % (prefix, task, shard, num_shards)
 
 
 def _bytes(value: bytes) -> tf.train.Feature:
@@ -43,12 +70,18 @@ def _int64(value: int) -> tf.train.Feature:
 
 
 def _floats(values) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))  # a list or a float32 array
+
+
+def _serialize(features: dict) -> bytes:
+    # deterministic=True sorts the feature map; otherwise its order varies from process to process, and the
+    # same inputs must give the same file bytes (resumed and repeated runs are compared byte for byte).
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def labeled_example(image_bytes: bytes, label_1_based: int) -> bytes:
     features = {"image/encoded": _bytes(image_bytes), "image/class/label": _int64(label_1_based)}
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    return _serialize(features)
 
 
 def unlabeled_example(image_bytes: bytes, probabilities, label: int, prob: float,
@@ -58,7 +91,13 @@ def unlabeled_example(image_bytes: bytes, probabilities, label: int, prob: float
                 "label": _int64(label), "prob": _floats([prob])}
     if class_label_1_based is not None:
         features["image/class/label"] = _int64(class_label_1_based)
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    return _serialize(features)
+
+
+def prediction_example(probabilities, predicted_class: int) -> bytes:
+    """Spec §4.3 record: the softmax and its argmax."""
+    features = {"probabilities": _floats(probabilities), "classes": _int64(predicted_class)}
+    return _serialize(features)
 
 
 def write_records(path: str, serialized_records) -> int:
@@ -87,3 +126,54 @@ def find_files(data_dirs: str, prefixes, flag: str = "--label_data_dir") -> list
         patterns = ", ".join(f"{p}*" for p in prefixes)
         raise UserError(f"{flag}={data_dirs!r}: no files matching {patterns}")
     return files
+
+
+# --- A fast writer for the pseudo-labelled records of filter_unlabel and reassign (spec §4.5, §4.6) ---
+#
+# Building a tf.train.Example per record cost more than reading and writing it, so these records are
+# encoded directly in protobuf wire format, with the keys in sorted order (so equal inputs give equal
+# bytes). tests/test_records.py checks that TensorFlow parses them exactly like a built Example.
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _delimited(field_number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _map_entry(key: bytes, feature: bytes) -> bytes:
+    """One entry of Features.feature (map<string, Feature>, field 1): key = 1, value = 2."""
+    return _delimited(1, _delimited(1, key) + _delimited(2, feature))
+
+
+# Feature's oneof: bytes_list = 1, float_list = 2, int64_list = 3; each list's values are field 1 (packed).
+_BYTES_LIST, _FLOAT_LIST, _INT64_LIST = 1, 2, 3
+
+
+class PseudoLabelEncoder:
+    """Serialized Examples with `image/encoded`, `label` (int64), `prob` (float) and `probabilities` (C floats)."""
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        # `prob` and `probabilities` have fixed sizes, so everything but their float32 bytes is constant.
+        self._prob_prefix = _map_entry(b"prob", _delimited(_FLOAT_LIST, _delimited(1, b"\0" * 4)))[:-4]
+        size = 4 * num_classes
+        self._probs_prefix = _map_entry(b"probabilities", _delimited(_FLOAT_LIST, _delimited(1, b"\0" * size)))
+        self._probs_prefix = self._probs_prefix[:-size]
+
+    def encode(self, image: bytes, label: int, prob_f32: bytes, probabilities_f32: bytes) -> bytes:
+        """`prob_f32`/`probabilities_f32`: little-endian float32 bytes (numpy `astype('<f4').tobytes()`)."""
+        entries = b"".join((
+            _map_entry(b"image/encoded", _delimited(_BYTES_LIST, _delimited(1, image))),
+            _map_entry(b"label", _delimited(_INT64_LIST, _delimited(1, _varint(int(label))))),
+            self._prob_prefix, prob_f32, self._probs_prefix, probabilities_f32))
+        return _delimited(1, entries)

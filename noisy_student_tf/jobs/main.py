@@ -5,7 +5,7 @@ from __future__ import annotations
 from absl import flags, logging
 
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.jobs import evaluate, settings, train
+from noisy_student_tf.jobs import evaluate, predict, settings, train
 
 FLAGS = flags.FLAGS
 MODES = ("train", "eval", "predict", "train_and_eval")
@@ -21,7 +21,8 @@ def main(argv) -> None:
     if mode not in MODES:
         raise UserError(f"unknown --mode={mode!r}: choose one of {', '.join(MODES)}")
     if mode == "predict":
-        raise UserError("--mode=predict is not available in this version yet")
+        predict.run(FLAGS)
+        return
     # Upstream's default train_and_eval only wrote FLAGS.json (spec §11.1 item 1); here it trains, then evaluates.
     if mode in ("train", "train_and_eval"):
         train.run(FLAGS)

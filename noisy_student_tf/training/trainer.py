@@ -21,6 +21,7 @@ from absl import logging
 
 from noisy_student_tf.errors import CheckpointError, UserError, first_line
 from noisy_student_tf.models import build_model, freeze_layers
+from noisy_student_tf.progress import format_duration
 from noisy_student_tf.training import checkpoints, losses, strategy as strategy_lib
 from noisy_student_tf.training.ema import WeightEMA, ema_variables
 from noisy_student_tf.training.optimizer import TF1RMSProp
@@ -93,12 +94,6 @@ class _UpstreamLR(keras.optimizers.schedules.LearningRateSchedule):
 def normalize(images, mean, std):
     """Spec §5.2: (x - mean) / std per channel, in 0..255 units, on the device."""
     return (tf.cast(images, tf.float32) - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
-
-
-def _format_duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 class Trainer:
@@ -326,10 +321,10 @@ class Trainer:
                 remaining = (last - step) * images_per_step / max(rate, 1e-9)
                 logging.info("step %d/%d (%.1f%%) loss %.4f lab/acc %.3f lr %.3g | %.1f images/s | ETA %s",
                              step, last, 100.0 * step / last, metrics["train/loss"], metrics["lab/acc"],
-                             metrics["train/lr"], rate, _format_duration(remaining))
+                             metrics["train/lr"], rate, format_duration(remaining))
             if step % save_every == 0 or step == last:
                 self.save(step)
-        logging.info("finished at step %d in %s", step, _format_duration(time.time() - started))
+        logging.info("finished at step %d in %s", step, format_duration(time.time() - started))
         return metrics
 
     def save(self, step: int) -> str:

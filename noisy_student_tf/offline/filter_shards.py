@@ -1,0 +1,436 @@
+"""filter_unlabel (spec §6): per-shard confidence statistics, per-class thresholds, balanced shards.
+
+One call of `run_shard` is one upstream invocation (one shard, one task, one phase); `run_all_shards` runs
+both phases over every shard in one process. Outputs keep upstream's names and formats (§4.5, §4.7); each is
+written atomically, and each derived file notes its inputs (`provenance`) so that a re-run skips finished work
+but never reuses results computed from other predictions or flags.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from noisy_student_tf.data import records
+from noisy_student_tf.errors import UserError
+from noisy_student_tf.io_utils import atomic_output, atomic_write_text, remove_dead_temporaries
+from noisy_student_tf.offline import filtering, provenance, samples, shard_io
+from noisy_student_tf.progress import Progress
+
+CHUNK_RECORDS = 10000  # upstream shuffles and writes the kept records in chunks of this many
+SAMPLES_PER_CLASS_NUMERATOR = 30000.0  # spec §4.9: each written record is saved with p = 30000 / (num_image*1000)
+SAMPLES_PER_CLASS_DENOMINATOR = 1000.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterConfig:
+    """The flags of upstream filter_unlabel.py (spec §1.2) plus the additions described in MIGRATION.md."""
+
+    input_dir: str
+    prediction_dir: str
+    info_dir: str
+    prelim_stats_dir: str
+    output_dir: str
+    num_classes: int = 1000
+    num_shards: int = 128
+    only_use_num_shards: int = -1
+    num_image: int = 1300
+    total_replicas: int = 1
+    task: int = -1
+    debug: int = 0
+    min_threshold: float = 0.0
+    max_prob: float = 2.0
+    upsample: bool = True
+    file_prefix: str = "train"
+    use_top: bool = True
+    use_all: bool = False
+    seed: int = 12345
+    rebuild_stale: bool = False
+    poll_seconds: float = 10.0
+    wait_timeout: float = 3600.0
+
+    def validate(self) -> None:
+        for name in ("num_classes", "num_shards", "num_image", "total_replicas"):
+            if getattr(self, name) <= 0:
+                flag = "num_label_classes" if name == "num_classes" else name
+                raise UserError(f"--{flag} must be positive, got {getattr(self, name)}")
+        if not (self.task == -1 or 0 <= self.task < self.total_replicas):
+            raise UserError(f"--task={self.task} must be -1 (all prediction replicas) or 0..{self.total_replicas - 1}")
+        if self.only_use_num_shards != -1 and not 0 < self.only_use_num_shards <= self.num_shards:
+            raise UserError(f"--only_use_num_shards={self.only_use_num_shards} must be -1 or 1..{self.num_shards}")
+        filtering.check_grid_value(self.min_threshold, "min_threshold")
+        if self.max_prob <= self.min_threshold:
+            raise UserError(f"--max_prob={self.max_prob} must be above --min_threshold={self.min_threshold}")
+        for name in ("prediction_dir", "info_dir", "prelim_stats_dir", "output_dir", "input_dir"):
+            if not getattr(self, name):
+                raise UserError(f"--{name} is required")
+
+    # --- names (spec §3, §4.5, §4.7) ---
+    def prelim_path(self, shard: int, task: int) -> str:
+        return os.path.join(self.prelim_stats_dir, "prelim_stats_%05d_%d.json" % (shard, task))
+
+    def stats_path(self, shard: int, task: int) -> str:
+        return os.path.join(self.output_dir, "stats", "stats_%05d_%d.json" % (shard, task))
+
+    def data_path(self, shard: int) -> str:
+        return os.path.join(self.output_dir, "data", records.filtered_name(self.task, shard, self.num_shards))
+
+    @property
+    def total_counts_path(self) -> str:
+        return os.path.join(self.prelim_stats_dir, "total_counts.json")
+
+    @property
+    def threshold_path(self) -> str:
+        return os.path.join(self.output_dir, "threshold.json")
+
+    # --- who reads what ---
+    def workers(self) -> list[int]:
+        """Spec §6.3: the prediction replicas this job reads."""
+        if self.debug == 1:
+            return [0]
+        if self.task != -1:
+            return [self.task]  # one replica per task: total_label_replicas must equal total_replicas
+        return list(range(self.total_replicas))
+
+    def aggregated(self) -> list[tuple[int, int]]:
+        """(shard, task) pairs whose files the master sums (spec §6.4 item 2, §6.6 item 5)."""
+        if self.debug == 1:
+            return [(0, self.task)]
+        shards = self.num_shards if self.only_use_num_shards == -1 else self.only_use_num_shards
+        # Upstream always summed tasks 0..R-1, so a run with --task=-1 waited forever for files named _0.
+        tasks = [-1] if self.task == -1 else range(self.total_replicas)
+        return [(shard, task) for shard in range(shards) for task in tasks]
+
+    def is_master(self, shard: int) -> bool:
+        return shard == 0 and self.task in (-1, 0)
+
+
+STALE_HINT = ("Use new --prelim_stats_dir/--output_dir directories, delete the old ones, or pass --rebuild_stale "
+              "to recompute what is stale.")
+
+
+@dataclasses.dataclass
+class ShardPredictions:
+    """A shard's predictions, all workers of this job concatenated (worker order, then record order)."""
+
+    workers: list[int]
+    counts: list[int]  # images per worker
+    classes: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def top_probs(self) -> np.ndarray:
+        return self.probabilities[np.arange(len(self.classes)), self.classes]
+
+
+def _prediction_files(cfg: FilterConfig, shard: int, worker: int) -> tuple[str, str]:
+    return (os.path.join(cfg.prediction_dir, records.prediction_name(shard, cfg.num_shards, worker)),
+            os.path.join(cfg.info_dir, records.info_name(shard, cfg.num_shards, worker)))
+
+
+def _check_replicas(cfg: FilterConfig, shard: int) -> None:
+    """Upstream inferred the number of prediction replicas from shard 0's files and asserted it equals
+    --total_replicas; here a shard's files are checked directly."""
+    extra, _ = _prediction_files(cfg, shard, cfg.total_replicas)
+    if os.path.exists(extra):
+        raise UserError(f"{extra} exists: shard {shard} was predicted by more than --total_replicas="
+                        f"{cfg.total_replicas} workers; pass the number of workers predict used")
+    for worker in cfg.workers():
+        prediction, info = _prediction_files(cfg, shard, worker)
+        shard_io.require_file(prediction, "prediction file", "run predict for this shard first "
+                              "(check --prediction_dir, --num_shards and --total_replicas)")
+        shard_io.require_file(info, "info file", "run predict for this shard first (check --info_dir)")
+
+
+def _shard_inputs(cfg: FilterConfig, shard: int) -> dict:
+    inputs = {"num_label_classes": cfg.num_classes}
+    for worker in cfg.workers():
+        prediction, info = _prediction_files(cfg, shard, worker)
+        inputs[os.path.basename(prediction)] = provenance.file_stamp(prediction)
+        inputs[os.path.basename(info)] = provenance.file_stamp(info)
+    return inputs
+
+
+def read_shard_predictions(cfg: FilterConfig, shard: int) -> ShardPredictions:
+    workers, counts, classes, probabilities = [], [], [], []
+    for worker in cfg.workers():
+        prediction, info = _prediction_files(cfg, shard, worker)
+        image_num = shard_io.read_info(info)
+        workers.append(worker)
+        counts.append(image_num)
+        if image_num == 0:
+            continue
+        c, p = shard_io.read_predictions(prediction, cfg.num_classes, image_num)
+        classes.append(c)
+        probabilities.append(p)
+    return ShardPredictions(
+        workers, counts,
+        np.concatenate(classes) if classes else np.zeros([0], np.int64),
+        np.concatenate(probabilities) if probabilities else np.zeros([0, cfg.num_classes], np.float32))
+
+
+def _write_json(path: str, value) -> None:
+    atomic_write_text(path, json.dumps(value))
+
+
+def _read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e}); delete it and re-run") from None
+
+
+def _wait_for(cfg: FilterConfig, paths: list[str], what: str, how: str) -> None:
+    """Upstream busy-waited forever; here: poll every poll_seconds, give up after wait_timeout naming the files."""
+    deadline = time.monotonic() + cfg.wait_timeout
+    while True:
+        missing = [p for p in paths if not os.path.exists(p)]
+        if not missing:
+            return
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        if time.monotonic() >= deadline:
+            raise UserError(f"gave up after {cfg.wait_timeout:g} s waiting for {len(missing)} {what}: {shown}. "
+                            f"{how}")
+        logging.info("waiting for %d %s (%s); looking again in %g s", len(missing), what, shown,
+                     cfg.poll_seconds)
+        time.sleep(min(cfg.poll_seconds, max(deadline - time.monotonic(), 0.0)))
+
+
+# --- phase 1 ---
+
+def ensure_prelim_stats(cfg: FilterConfig, shard: int, predictions: ShardPredictions) -> None:
+    path = cfg.prelim_path(shard, cfg.task)
+    inputs = _shard_inputs(cfg, shard)
+    if provenance.is_current(path, inputs, rebuild=cfg.rebuild_stale, hint=STALE_HINT):
+        return
+    counts = filtering.histogram(predictions.classes, predictions.top_probs, cfg.num_classes)
+    os.makedirs(cfg.prelim_stats_dir, exist_ok=True)
+    _write_json(path, filtering.histogram_json(counts, all_classes=False))
+    provenance.record(path, inputs)
+
+
+def ensure_total_counts(cfg: FilterConfig) -> np.ndarray:
+    """Master: the histogram summed over all shards (total_counts.json, total_counts_sum.json)."""
+    paths = [cfg.prelim_path(shard, task) for shard, task in cfg.aggregated()]
+    _wait_for(cfg, paths, "prelim stats files",
+              "Run filter_unlabel with --only_get_stats=1 for those shards (the master, shard 0, runs last).")
+    inputs = {"num_label_classes": cfg.num_classes, **{os.path.basename(p): provenance.file_hash(p) for p in paths}}
+    path = cfg.total_counts_path
+    if provenance.is_current(path, inputs, rebuild=cfg.rebuild_stale, hint=STALE_HINT):
+        return filtering.histogram_from_json(_read_json(path), cfg.num_classes, path)
+    total = np.zeros((cfg.num_classes, len(filtering.GRID)), np.int64)
+    for p in paths:
+        total += filtering.histogram_from_json(_read_json(p), cfg.num_classes, p)
+    _write_json(os.path.join(cfg.prelim_stats_dir, "total_counts_sum.json"),
+                filtering.histogram_json(filtering.suffix_sums(total), all_classes=True))
+    _write_json(path, filtering.histogram_json(total, all_classes=True))
+    provenance.record(path, inputs)
+    return total
+
+
+def _threshold_inputs(cfg: FilterConfig) -> dict:
+    return {"total_counts.json": provenance.file_hash(cfg.total_counts_path), "num_image": cfg.num_image,
+            "min_threshold": cfg.min_threshold, "max_prob": cfg.max_prob, "use_top": bool(cfg.use_top),
+            "use_all": bool(cfg.use_all), "num_label_classes": cfg.num_classes}
+
+
+def ensure_thresholds(cfg: FilterConfig, total_counts: np.ndarray) -> None:
+    """Master: threshold.json and num_image_across_cat.json (spec §6.4 item 3)."""
+    path = cfg.threshold_path
+    inputs = _threshold_inputs(cfg)
+    if provenance.is_current(path, inputs, rebuild=cfg.rebuild_stale, hint=STALE_HINT):
+        return
+    selected = filtering.select_thresholds(total_counts, num_image=cfg.num_image, min_threshold=cfg.min_threshold,
+                                           max_prob=cfg.max_prob, use_top=cfg.use_top, use_all=cfg.use_all)
+    for name, (threshold, total) in zip(filtering.class_names(cfg.num_classes), selected):
+        if not cfg.use_all:
+            logging.info("class %s: threshold %.2f keeps %d images (target %d: %s)", name, threshold, total,
+                         cfg.num_image, "upsampling" if total < cfg.num_image else "subsampling")
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    # The misspelt key is upstream's (spec §4.7); tools that read the file expect it.
+    _write_json(os.path.join(cfg.output_dir, "num_image_across_cat.json"),
+                {"num_image_acorss_cat": filtering.num_image_across_classes(selected, cfg.num_image)})
+    _write_json(path, {name: [t, n] for name, (t, n) in zip(filtering.class_names(cfg.num_classes), selected)})
+    provenance.record(path, inputs)
+
+
+def load_thresholds(cfg: FilterConfig) -> list[tuple[float, int]]:
+    data = _read_json(cfg.threshold_path)
+    try:
+        return [(float(data[name][0]), int(data[name][1])) for name in filtering.class_names(cfg.num_classes)]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise UserError(f"{cfg.threshold_path} does not hold [threshold, total] for every class "
+                        f"0..{cfg.num_classes - 1}") from None
+
+
+# --- phase 2 ---
+
+def _stats_inputs(cfg: FilterConfig, shard: int) -> dict:
+    input_shard = os.path.join(cfg.input_dir, records.shard_name(cfg.file_prefix, shard, cfg.num_shards))
+    threshold = cfg.threshold_path
+    return {**_shard_inputs(cfg, shard),
+            "threshold.json": provenance.file_hash(threshold) if os.path.exists(threshold) else "missing",
+            os.path.basename(input_shard): provenance.file_stamp(input_shard),
+            "seed": cfg.seed, "num_image": cfg.num_image, "max_prob": cfg.max_prob, "use_all": bool(cfg.use_all),
+            "upsample": bool(cfg.upsample)}
+
+
+def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredictions,
+                         selected: list[tuple[float, int]]) -> dict:
+    """Spec §6.5-6.6: choose copies, then write the kept images' original bytes with their pseudo labels,
+    shuffled in chunks, plus sample JPEGs. Returns the per-class record counts."""
+    seeds = (cfg.seed, shard, cfg.task + 1)
+    choose_rng = np.random.default_rng(np.random.SeedSequence([*seeds, 0]))
+    write_rng = np.random.default_rng(np.random.SeedSequence([*seeds, 1]))
+    top_probs = predictions.top_probs
+    copies = filtering.select_copies(predictions.classes, top_probs, selected, num_image=cfg.num_image,
+                                     max_prob=cfg.max_prob, use_all=cfg.use_all, upsample=cfg.upsample,
+                                     rng=choose_rng)
+    counts = filtering.class_counts(predictions.classes, copies, cfg.num_classes)
+    names = filtering.class_names(cfg.num_classes)
+    sample_dir = os.path.join(cfg.output_dir, "samples")
+    for name in names:
+        os.makedirs(os.path.join(sample_dir, name), exist_ok=True)
+    data_path = cfg.data_path(shard)
+    os.makedirs(os.path.dirname(data_path), exist_ok=True)
+    if not copies.sum():
+        if os.path.exists(data_path):  # left by an earlier run that kept something
+            os.unlink(data_path)
+        logging.info("shard %d: no image passes its class threshold; no data file (as upstream)", shard)
+        return counts
+
+    input_path = os.path.join(cfg.input_dir, records.shard_name(cfg.file_prefix, shard, cfg.num_shards))
+    shard_io.require_file(input_path, "unlabeled input shard", "check --input_dir, --file_prefix and --num_shards")
+    encoder = records.PseudoLabelEncoder(cfg.num_classes)
+    probabilities = np.ascontiguousarray(predictions.probabilities, "<f4")
+    sample_prob = SAMPLES_PER_CLASS_NUMERATOR / (cfg.num_image * SAMPLES_PER_CLASS_DENOMINATOR)
+    progress = Progress(f"filter shard {shard}", int(sum(predictions.counts)))
+    written = 0
+
+    with atomic_output(data_path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+        pending = []
+
+        def flush():
+            nonlocal written
+            order = write_rng.permutation(len(pending))
+            draws = write_rng.random(len(pending))
+            for position, j in enumerate(order):
+                record, label, prob, image, index = pending[j]
+                writer.write(record)
+                if draws[position] < sample_prob:
+                    name = "image_{:d}_{:d}_{:d}_{:.2f}.jpeg".format(shard, cfg.task, index, prob)
+                    samples.save_sample(image, os.path.join(sample_dir, names[label], name))
+            written += len(pending)
+            pending.clear()
+
+        offset = 0  # position of this worker's first image in the concatenated predictions
+        for worker, image_num in zip(predictions.workers, predictions.counts):
+            seen = 0
+            for batch in shard_io.record_batches(input_path, records.IMAGE_FEATURES,
+                                                 total_replicas=cfg.total_replicas, worker_id=worker):
+                images = batch["image/encoded"]
+                if seen + len(images) > image_num:
+                    break
+                for k in np.nonzero(copies[offset + seen: offset + seen + len(images)])[0]:
+                    i = offset + seen + k
+                    label = int(predictions.classes[i])
+                    row = probabilities[i]
+                    record = encoder.encode(images[k], label, row[label:label + 1].tobytes(), row.tobytes())
+                    pending.extend([(record, label, float(top_probs[i]), images[k], seen + k)] * int(copies[i]))
+                    if len(pending) >= CHUNK_RECORDS:
+                        flush()
+                seen += len(images)
+                progress.update(len(images))
+            if seen != image_num:
+                raise UserError(f"{input_path} has {'more' if seen > image_num else 'fewer'} records for worker "
+                                f"{worker} than its {image_num} predictions: the predictions are of other data "
+                                "(check --input_dir, --file_prefix and --total_replicas)")
+            offset += image_num
+        if pending:
+            flush()
+    progress.finish()
+    logging.info("shard %d: wrote %d records (%d distinct images) to %s", shard, written,
+                 int(np.count_nonzero(copies)), data_path)
+    return counts
+
+
+def write_final_stats(cfg: FilterConfig) -> dict:
+    paths = [cfg.stats_path(shard, task) for shard, task in cfg.aggregated()]
+    _wait_for(cfg, paths, "per-shard stats files", "Run filter_unlabel with --only_get_stats=0 for those shards "
+              "(the master, shard 0, runs last).")
+    stats = filtering.final_stats(_read_json(p) for p in paths)
+    _write_json(os.path.join(cfg.output_dir, "stats", "final_stats.json"), stats)
+    logging.info("filtered data: %d records; per class %s", stats["total_cnt"], stats["cat_count"])
+    return stats
+
+
+# --- one upstream invocation ---
+
+def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool) -> str:
+    """Upstream filter_unlabel.main() for one shard; returns what it did ('done', 'stats', 'filtered')."""
+    if not 0 <= shard < cfg.num_shards:
+        raise UserError(f"--shard_id={shard} must be in 0..{cfg.num_shards - 1} (--num_shards={cfg.num_shards})")
+    master = cfg.is_master(shard)
+    _check_replicas(cfg, shard)
+    remove_dead_temporaries(cfg.prelim_stats_dir, cfg.output_dir)
+    stats_path = cfg.stats_path(shard, cfg.task)
+    done = provenance.is_current(stats_path, _stats_inputs(cfg, shard), rebuild=cfg.rebuild_stale, hint=STALE_HINT)
+    if done and master:
+        # The master's shard may be finished while other shards' statistics changed since: bring the global
+        # totals and thresholds up to date first; if the thresholds move, this shard is stale too.
+        ensure_thresholds(cfg, ensure_total_counts(cfg))
+        done = provenance.is_current(stats_path, _stats_inputs(cfg, shard), rebuild=cfg.rebuild_stale,
+                                     hint=STALE_HINT)
+    if done:
+        logging.info("shard %d is already filtered (%s)", shard, stats_path)
+        if master:
+            write_final_stats(cfg)
+        return "done"
+    prelim_path = cfg.prelim_path(shard, cfg.task)
+    if only_get_stats and not master and provenance.is_current(
+            prelim_path, _shard_inputs(cfg, shard), rebuild=cfg.rebuild_stale, hint=STALE_HINT):
+        logging.info("shard %d already has its prelim stats (%s)", shard, prelim_path)
+        return "stats"
+
+    predictions = read_shard_predictions(cfg, shard)
+    ensure_prelim_stats(cfg, shard, predictions)
+    if master:
+        ensure_thresholds(cfg, ensure_total_counts(cfg))
+    if only_get_stats:
+        return "stats"
+    if not master:
+        _wait_for(cfg, [cfg.threshold_path], "threshold file",
+                  "Run phase 1 (--only_get_stats=1) for every shard first; the master (shard 0) writes it.")
+    selected = load_thresholds(cfg)
+    counts = write_filtered_shard(cfg, shard, predictions, selected)
+    os.makedirs(os.path.dirname(stats_path), exist_ok=True)
+    inputs = _stats_inputs(cfg, shard)
+    _write_json(stats_path, counts)
+    provenance.record(stats_path, inputs)
+    if master:
+        write_final_stats(cfg)
+    return "filtered"
+
+
+def run_all_shards(cfg: FilterConfig, num_workers: int | None = None) -> dict:
+    """Both phases over every shard (and every task) in one process, shards in parallel threads."""
+    tasks = [-1] if cfg.task == -1 else list(range(cfg.total_replicas))
+    jobs = [dataclasses.replace(cfg, task=task) for task in tasks]
+    master = jobs[0]
+    others = [(job, shard) for job in jobs for shard in range(cfg.num_shards) if not job.is_master(shard)]
+    workers = num_workers or os.cpu_count() or 1
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for only_get_stats in (True, False):
+            futures = [pool.submit(run_shard, job, shard, only_get_stats) for job, shard in others]
+            for future in futures:
+                future.result()
+            run_shard(master, 0, only_get_stats)
+    return _read_json(os.path.join(cfg.output_dir, "stats", "final_stats.json"))

@@ -1,0 +1,216 @@
+"""Prediction with a trained model's EMA weights (spec §5.12) and reassign (spec §7).
+
+predict: for each shard, the records i of `<input_dir>/<file_prefix>-SSSSS-of-NNNNN` with
+i % total_replicas == worker_id are classified in file order and written as `train-info-SSSSS-of-NNNNN-WWWWW`
+(§4.3), with the count in `info-SSSSS-of-NNNNN-WWWWW.txt` (§4.4).
+reassign: every record of a filtered shard `<file_prefix>-W-SSSSS-of-NNNNN` is re-labelled and rewritten under
+the same name in output_dir (§4.6), with sample JPEGs.
+
+A shard whose output exists is finished (outputs are only ever renamed into place when complete), so a
+re-run, or a run after a crash, only does the shards that are left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from noisy_student_tf.data import preprocessing, records
+from noisy_student_tf.errors import UserError, first_line
+from noisy_student_tf.io_utils import remove_dead_temporaries
+from noisy_student_tf.offline import samples, shard_io
+from noisy_student_tf.progress import Progress
+from noisy_student_tf.training.trainer import normalize
+
+SAMPLE_NUMERATOR = 30000.0  # spec §4.9: reassign saves each record with p = 30000 / (image_num * num_shards)
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictConfig:
+    input_dir: str
+    output_dir: str
+    info_dir: str
+    file_prefix: str
+    num_shards: int
+    num_classes: int
+    image_size: int
+    small_image_model: bool
+    mean: tuple
+    std: tuple
+    batch_size: int = 64
+    total_replicas: int = 1
+    worker_id: int = 0
+    seed: int = 12345
+
+    def validate(self) -> None:
+        if self.num_shards <= 0:
+            raise UserError(f"--num_shards must be positive, got {self.num_shards}")
+        if self.total_replicas <= 0:
+            raise UserError(f"--total_replicas must be positive, got {self.total_replicas}")
+        if not 0 <= self.worker_id < self.total_replicas:
+            raise UserError(f"--worker_id={self.worker_id} must be in 0..{self.total_replicas - 1} "
+                            f"(--total_replicas={self.total_replicas})")
+        if self.batch_size <= 0:
+            raise UserError(f"--predict_batch_size must be positive, got {self.batch_size}")
+        if not self.input_dir:
+            raise UserError("--label_data_dir is required: the directory holding the shards to predict")
+        if not self.output_dir:
+            raise UserError("--output_dir is required: where the predictions go")
+
+
+def parse_shard_ids(text: str, num_shards: int) -> list[int]:
+    """--shard_id: one index or a comma-separated list (spec §1.1)."""
+    try:
+        shards = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--shard_id={text!r}: expected an index or comma-separated indices, e.g. 3 or 0,1,2") from None
+    if not shards:
+        raise UserError("--shard_id is empty")
+    for shard in shards:
+        if not 0 <= shard < num_shards:
+            raise UserError(f"--shard_id: {shard} is not in 0..{num_shards - 1} (--num_shards={num_shards})")
+    return shards
+
+
+class Classifier:
+    """Softmax probabilities of a Keras model in inference mode, on clean (eval-preprocessed) images."""
+
+    def __init__(self, model, cfg: PredictConfig):
+        if model.output_shape[-1] != cfg.num_classes:
+            raise UserError(f"the model has {model.output_shape[-1]} classes, --num_label_classes is "
+                            f"{cfg.num_classes}")
+        self.cfg = cfg
+        mean, std = cfg.mean, cfg.std
+
+        @tf.function(reduce_retracing=True)
+        def probabilities(images):
+            logits = model(normalize(images, mean, std), training=False)
+            return tf.nn.softmax(tf.cast(logits, tf.float32))
+
+        self._probabilities = probabilities
+
+    def batches(self, path: str, *, total_replicas: int = 1, worker_id: int = 0, with_bytes: bool = False):
+        """Yields (probabilities [b, C] float32, image bytes [b] or None) in file order, last batch partial."""
+        cfg = self.cfg
+
+        def example(record):
+            image_bytes = tf.io.parse_single_example(record, records.IMAGE_FEATURES)["image/encoded"]
+            image = preprocessing.preprocess_image(image_bytes, is_training=False, image_size=cfg.image_size,
+                                                   small_image_model=cfg.small_image_model)
+            return (image, image_bytes) if with_bytes else image
+
+        dataset = tf.data.TFRecordDataset(path, buffer_size=shard_io.READ_BUFFER_BYTES)
+        if total_replicas > 1:
+            dataset = dataset.shard(total_replicas, worker_id)
+        dataset = (dataset.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                   .batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))
+        try:
+            for batch in dataset:
+                if with_bytes:
+                    images, image_bytes = batch
+                    yield self._probabilities(images).numpy(), image_bytes.numpy()
+                else:
+                    yield self._probabilities(batch).numpy(), None
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+            raise UserError(f"cannot read the images of {path}: {first_line(e)} (records need JPEG bytes under "
+                            "'image/encoded')") from None
+
+
+def predict_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str:
+    """Spec §5.12 normal mode for one shard; returns 'predicted' or 'skipped'."""
+    input_path = os.path.join(cfg.input_dir, records.shard_name(cfg.file_prefix, shard, cfg.num_shards))
+    output_path = os.path.join(cfg.output_dir, records.prediction_name(shard, cfg.num_shards, cfg.worker_id))
+    info_path = os.path.join(cfg.info_dir, records.info_name(shard, cfg.num_shards, cfg.worker_id))
+    if os.path.exists(output_path):
+        count = shard_io.count_records(output_path)
+        if os.path.exists(info_path) and shard_io.read_info(info_path) != count:
+            raise UserError(f"{output_path} holds {count} predictions but {info_path} says "
+                            f"{shard_io.read_info(info_path)}: delete both and predict the shard again")
+        if not os.path.exists(info_path):
+            shard_io.write_info(info_path, count)
+        logging.info("shard %d: already predicted (%s)", shard, output_path)
+        return "skipped"
+    shard_io.require_file(input_path, "input shard", "check --label_data_dir, --file_prefix and --num_shards")
+    # Upstream counts the worker's records first and keeps the count in the info file (reused if present).
+    count = shard_io.count_records(input_path, total_replicas=cfg.total_replicas, worker_id=cfg.worker_id)
+    if os.path.exists(info_path):
+        recorded = shard_io.read_info(info_path)
+        if recorded != count:
+            raise UserError(f"{info_path} says {recorded} images but worker {cfg.worker_id} of {input_path} has "
+                            f"{count}: the info file belongs to other data; delete it")
+    else:
+        shard_io.write_info(info_path, count)
+
+    progress = Progress(f"predict shard {shard}", count)
+
+    def prediction_records():
+        for probabilities, _ in classifier.batches(input_path, total_replicas=cfg.total_replicas,
+                                                    worker_id=cfg.worker_id):
+            for row, predicted in zip(probabilities, probabilities.argmax(axis=1)):
+                yield records.prediction_example(row, int(predicted))
+            progress.update(len(probabilities))
+
+    written = records.write_records(output_path, prediction_records())
+    progress.finish()
+    if written != count:  # the file changed while we read it
+        os.unlink(output_path)
+        raise UserError(f"{input_path} changed while it was predicted ({count} then {written} records)")
+    return "predicted"
+
+
+def reassign_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str:
+    """Spec §7: re-label every record of a filtered shard, same order, original image bytes."""
+    name = records.filtered_name(cfg.worker_id, shard, cfg.num_shards, prefix=cfg.file_prefix)
+    input_path = os.path.join(cfg.input_dir, name)
+    output_path = os.path.join(cfg.output_dir, name)
+    if os.path.exists(output_path):
+        logging.info("shard %d: already reassigned (%s)", shard, output_path)
+        return "skipped"
+    shard_io.require_file(input_path, "filtered shard", "check --label_data_dir (the filter's data directory), "
+                          "--file_prefix, --worker_id and --num_shards")
+    count = shard_io.count_records(input_path)
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, shard]))
+    sample_prob = SAMPLE_NUMERATOR / (max(count, 1) * cfg.num_shards)
+    encoder = records.PseudoLabelEncoder(cfg.num_classes)
+    sample_dir = os.path.join(cfg.output_dir, "samples")
+    names = [str(c) for c in range(cfg.num_classes)]
+    for class_name in names:
+        os.makedirs(os.path.join(sample_dir, class_name), exist_ok=True)
+    progress = Progress(f"reassign shard {shard}", count)
+
+    def reassigned_records():
+        index = 0
+        for probabilities, image_bytes in classifier.batches(input_path, with_bytes=True):
+            probabilities = np.ascontiguousarray(probabilities, "<f4")
+            draws = rng.random(len(probabilities))
+            for row, image, draw in zip(probabilities, image_bytes, draws):
+                label = int(row.argmax())
+                yield encoder.encode(image, label, row[label:label + 1].tobytes(), row.tobytes())
+                if draw < sample_prob:
+                    sample = "image_{:d}_{:d}_{:.2f}.jpeg".format(shard, index, float(row[label]))
+                    samples.save_sample(image, os.path.join(sample_dir, names[label], sample))
+                index += 1
+            progress.update(len(probabilities))
+
+    written = records.write_records(output_path, reassigned_records())
+    progress.finish()
+    if written != count:
+        os.unlink(output_path)
+        raise UserError(f"{input_path} changed while it was reassigned ({count} then {written} records)")
+    return "reassigned"
+
+
+def run(classifier: Classifier, cfg: PredictConfig, shards: list[int], *, reassign: bool = False) -> dict:
+    cfg.validate()
+    if not reassign and not cfg.info_dir:
+        raise UserError("--info_dir is required: where the per-shard image counts (info-*.txt) go")
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    if not reassign:
+        os.makedirs(cfg.info_dir, exist_ok=True)
+    remove_dead_temporaries(cfg.output_dir, cfg.info_dir)
+    step = reassign_shard if reassign else predict_shard
+    return {shard: step(classifier, cfg, shard) for shard in shards}

@@ -1,0 +1,27 @@
+"""Sample JPEGs for a person to look at (spec §4.9): decoded from the stored bytes, first frame, RGB,
+quality 100 without chroma subsampling."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from PIL import Image
+
+from noisy_student_tf.io_utils import atomic_output
+
+JPEG_QUALITY = 100  # upstream utils.save_pic
+
+
+def save_sample(image_bytes: bytes, path: str) -> bool:
+    """Writes the image as a JPEG at `path`; returns False (writes nothing) if the bytes are not an image."""
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as image:
+            image.seek(0)
+            rgb = image.convert("RGB")
+    except (OSError, ValueError):
+        return False
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_output(path, suffix=".jpeg") as tmp:
+        rgb.save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    return True

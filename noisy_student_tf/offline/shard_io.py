@@ -1,0 +1,96 @@
+"""Reading the shards of the offline stages, with errors that name the file: image shards, prediction shards
+(spec §4.3), info files (§4.4)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from noisy_student_tf.data import records
+from noisy_student_tf.errors import UserError, first_line
+from noisy_student_tf.io_utils import atomic_write_text
+
+READ_BUFFER_BYTES = 8 * 1024 * 1024  # upstream's TFRecord read buffer
+READ_BATCH = 4096  # records parsed per call: per-record Python work is what costs here
+
+
+def require_file(path: str, what: str, hint: str = "") -> None:
+    if not os.path.isfile(path):
+        raise UserError(f"{what} {path} does not exist" + (f": {hint}" if hint else ""))
+
+
+def _bad_records(path: str, error) -> UserError:
+    if isinstance(error, tf.errors.DataLossError):
+        return UserError(f"{path} is corrupt or truncated ({first_line(error)}); rewrite it")
+    return UserError(f"{path}: {first_line(error)}")
+
+
+def record_batches(path: str, features: dict, *, total_replicas: int = 1, worker_id: int = 0):
+    """Yields dicts of numpy arrays, READ_BATCH parsed records at a time, in file order; with
+    total_replicas > 1 only the records i with i % total_replicas == worker_id (upstream's round-robin)."""
+    dataset = tf.data.TFRecordDataset(path, buffer_size=READ_BUFFER_BYTES)
+    if total_replicas > 1:
+        dataset = dataset.shard(total_replicas, worker_id)
+    dataset = dataset.batch(READ_BATCH).map(lambda r: tf.io.parse_example(r, features),
+                                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    try:
+        for batch in dataset.prefetch(2).as_numpy_iterator():
+            yield batch
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+        raise _bad_records(path, e) from None
+
+
+def count_records(path: str, *, total_replicas: int = 1, worker_id: int = 0) -> int:
+    dataset = tf.data.TFRecordDataset(path, buffer_size=READ_BUFFER_BYTES)
+    if total_replicas > 1:
+        dataset = dataset.shard(total_replicas, worker_id)
+    try:
+        return int(dataset.reduce(np.int64(0), lambda n, _: n + 1))
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+        raise _bad_records(path, e) from None
+
+
+def read_info(path: str) -> int:
+    """Spec §4.4: {"image_num": n}."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)["image_num"]
+    except FileNotFoundError:
+        raise UserError(f"info file {path} does not exist: run predict for this shard first") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"info file {path} is not JSON of the form {{\"image_num\": N}}") from None
+    if not isinstance(value, int) or value < 0:
+        raise UserError(f"info file {path}: image_num must be a count, got {value!r}")
+    return value
+
+
+def write_info(path: str, image_num: int) -> None:
+    atomic_write_text(path, json.dumps({"image_num": int(image_num)}))
+
+
+def read_predictions(path: str, num_classes: int, expected: int) -> tuple[np.ndarray, np.ndarray]:
+    """(classes [n] int64, probabilities [n, C] float32) of a prediction shard, checked against §4.3."""
+    require_file(path, "prediction file", "run predict for this shard first")
+    classes, probabilities = [], []
+    try:
+        for batch in record_batches(path, records.prediction_features(num_classes)):
+            classes.append(batch["classes"])
+            probabilities.append(batch["probabilities"])
+    except UserError as e:
+        raise UserError(f"{e} (prediction records hold 'probabilities' of --num_label_classes={num_classes} "
+                        "floats and 'classes')") from None
+    classes = np.concatenate(classes) if classes else np.zeros([0], np.int64)
+    probabilities = np.concatenate(probabilities) if probabilities else np.zeros([0, num_classes], np.float32)
+    if len(classes) != expected:
+        raise UserError(f"{path} holds {len(classes)} predictions but its info file says {expected} images: "
+                        "the two come from different runs; predict this shard again")
+    bad = np.nonzero((classes < 0) | (classes >= num_classes))[0]
+    if len(bad):
+        raise UserError(f"{path}: record {bad[0]} has class {classes[bad[0]]}, outside 0..{num_classes - 1}")
+    bad = np.nonzero(~np.isfinite(probabilities).all(axis=1))[0]
+    if len(bad):
+        raise UserError(f"{path}: record {bad[0]} has NaN or infinite probabilities")
+    return classes, probabilities

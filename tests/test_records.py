@@ -1,0 +1,37 @@
+"""Record formats (spec §4): names, and the pseudo-label records we encode without building protobufs."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from noisy_student_tf.data import records
+
+
+def test_file_names_follow_the_spec():
+    assert records.shard_name("extra", 3, 128) == "extra-00003-of-00128"
+    assert records.prediction_name(3, 128, 1) == "train-info-00003-of-00128-00001"
+    assert records.info_name(3, 128, 1) == "info-00003-of-00128-00001.txt"
+    assert records.filtered_name(0, 17, 128) == "train-0-00017-of-00128"
+
+
+@pytest.mark.parametrize("num_classes, label, image_size", [(10, 3, 5), (1000, 999, 300), (1, 0, 0), (200, 130, 70000)])
+def test_pseudo_label_encoding_parses_like_a_built_example(num_classes, label, image_size):
+    rng = np.random.default_rng(num_classes)
+    image = rng.integers(0, 256, image_size, dtype=np.uint8).tobytes()
+    probabilities = rng.random(num_classes).astype(np.float32)
+    prob = probabilities[label]
+    encoded = records.PseudoLabelEncoder(num_classes).encode(
+        image, label, prob.astype("<f4").tobytes(), probabilities.astype("<f4").tobytes())
+    built = tf.train.Example(features=tf.train.Features(feature={
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        "prob": tf.train.Feature(float_list=tf.train.FloatList(value=[prob])),
+        "probabilities": tf.train.Feature(float_list=tf.train.FloatList(value=probabilities)),
+    }))
+    # Protobuf's own parser reads our bytes back into the same message ...
+    assert tf.train.Example.FromString(encoded) == built
+    # ... and TensorFlow's training-time parser (spec §4.2) gets the same values.
+    parsed = tf.io.parse_single_example(encoded, records.unlabeled_features(num_classes))
+    assert parsed["image/encoded"].numpy() == image
+    assert int(parsed["label"]) == label and parsed["prob"].numpy() == prob
+    np.testing.assert_array_equal(parsed["probabilities"].numpy(), probabilities)
