@@ -178,3 +178,14 @@ def test_sigkilled_per_shard_filter_jobs_resume(setup, tmp_path):
                 jobs_helper.filter_job(args[2:])
     assert tree(out) == expected
     assert temporaries(str(out)) == []
+
+
+def test_filter_entry_point_exits_non_zero_with_the_missing_file_named(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "filter_unlabel.py", f"--input_dir={tmp_path}", f"--prediction_dir={tmp_path}/none",
+         f"--info_dir={tmp_path}", f"--prelim_stats_dir={tmp_path}/p", f"--output_dir={tmp_path}/o",
+         "--num_shards=2", "--shard_id=1", "--num_label_classes=10", "--only_get_stats=1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "prediction file" in result.stderr and "train-info-00001-of-00002-00000 does not exist" in result.stderr
+    assert not os.path.exists(tmp_path / "p" / "prelim_stats_00001_-1.json")

@@ -134,15 +134,20 @@ def find_files(data_dirs: str, prefixes, flag: str = "--label_data_dir") -> list
 # encoded directly in protobuf wire format, with the keys in sorted order (so equal inputs give equal
 # bytes). tests/test_records.py checks that TensorFlow parses them exactly like a built Example.
 
-def _varint(value: int) -> bytes:
-    if value < 0x80:
-        return bytes((value,))
+def _slow_varint(value: int) -> bytes:
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_SMALL_VARINTS = [_slow_varint(n) for n in range(1 << 14)]  # every length up to 16 KiB: a table lookup
+
+
+def _varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if value < 16384 else _slow_varint(value)
 
 
 def _delimited(field_number: int, payload: bytes) -> bytes:
@@ -164,16 +169,22 @@ class PseudoLabelEncoder:
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
-        # `prob` and `probabilities` have fixed sizes, so everything but their float32 bytes is constant.
+        # Everything but the image is known up to the label and the float32 bytes: precompute it.
+        self._label_entries = [_map_entry(b"label", _delimited(_INT64_LIST, _delimited(1, _varint(c))))
+                               for c in range(num_classes)]
         self._prob_prefix = _map_entry(b"prob", _delimited(_FLOAT_LIST, _delimited(1, b"\0" * 4)))[:-4]
         size = 4 * num_classes
-        self._probs_prefix = _map_entry(b"probabilities", _delimited(_FLOAT_LIST, _delimited(1, b"\0" * size)))
-        self._probs_prefix = self._probs_prefix[:-size]
+        self._probs_prefix = _map_entry(b"probabilities",
+                                        _delimited(_FLOAT_LIST, _delimited(1, b"\0" * size)))[:-size]
+        self._fixed_size = len(self._prob_prefix) + 4 + len(self._probs_prefix) + size
+        self._image_key = _delimited(1, b"image/encoded") + b"\x12"  # entry key, then the value's tag
 
     def encode(self, image: bytes, label: int, prob_f32: bytes, probabilities_f32: bytes) -> bytes:
         """`prob_f32`/`probabilities_f32`: little-endian float32 bytes (numpy `astype('<f4').tobytes()`)."""
-        entries = b"".join((
-            _map_entry(b"image/encoded", _delimited(_BYTES_LIST, _delimited(1, image))),
-            _map_entry(b"label", _delimited(_INT64_LIST, _delimited(1, _varint(int(label))))),
-            self._prob_prefix, prob_f32, self._probs_prefix, probabilities_f32))
-        return _delimited(1, entries)
+        values = b"\n" + _varint(len(image)) + image  # BytesList.value
+        feature = b"\n" + _varint(len(values)) + values  # Feature.bytes_list
+        entry = self._image_key + _varint(len(feature)) + feature
+        label_entry = self._label_entries[label]
+        size = len(entry) + 1 + len(_varint(len(entry))) + len(label_entry) + self._fixed_size
+        return b"".join((b"\n", _varint(size), b"\n", _varint(len(entry)), entry, label_entry,
+                         self._prob_prefix, prob_f32, self._probs_prefix, probabilities_f32))

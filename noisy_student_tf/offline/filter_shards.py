@@ -12,6 +12,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import threading
 import time
 
 import numpy as np
@@ -315,22 +316,32 @@ def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredic
     progress = Progress(f"filter shard {shard}", int(sum(predictions.counts)))
     written = 0
 
+    # Kept images are queued as indices into the shard's arrays; each chunk is shuffled and written.
+    top_f32 = np.ascontiguousarray(top_probs, "<f4")
+    row_size = 4 * cfg.num_classes
     with atomic_output(data_path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
-        pending = []
+        pending_records, pending_index = [], []
 
         def flush():
             nonlocal written
-            order = write_rng.permutation(len(pending))
-            draws = write_rng.random(len(pending))
-            for position, j in enumerate(order):
-                record, label, prob, image, index = pending[j]
-                writer.write(record)
-                if draws[position] < sample_prob:
-                    name = "image_{:d}_{:d}_{:d}_{:.2f}.jpeg".format(shard, cfg.task, index, prob)
-                    samples.save_sample(image, os.path.join(sample_dir, names[label], name))
-            written += len(pending)
-            pending.clear()
+            order = write_rng.permutation(len(pending_records))
+            draws = write_rng.random(len(pending_records))
+            write = writer.write
+            for j in order.tolist():
+                write(pending_records[j])
+            for position in np.nonzero(draws < sample_prob)[0].tolist():
+                j = int(order[position])
+                i = pending_index[j]
+                label = int(predictions.classes[i])
+                name = "image_{:d}_{:d}_{:d}_{:.2f}.jpeg".format(shard, cfg.task, local_index[i], top_probs[i])
+                image = tf.train.Example.FromString(pending_records[j]).features.feature["image/encoded"]
+                samples.save_sample(image.bytes_list.value[0], os.path.join(sample_dir, names[label], name))
+            written += len(pending_records)
+            pending_records.clear()
+            pending_index.clear()
 
+        # Index of each image within its worker's records (the sample names use it, as upstream).
+        local_index = np.concatenate([np.arange(n) for n in predictions.counts] or [np.zeros(0, np.int64)])
         offset = 0  # position of this worker's first image in the concatenated predictions
         for worker, image_num in zip(predictions.workers, predictions.counts):
             seen = 0
@@ -338,14 +349,25 @@ def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredic
                                                  total_replicas=cfg.total_replicas, worker_id=worker):
                 images = batch["image/encoded"]
                 if seen + len(images) > image_num:
+                    seen += len(images)
                     break
-                for k in np.nonzero(copies[offset + seen: offset + seen + len(images)])[0]:
-                    i = offset + seen + k
-                    label = int(predictions.classes[i])
-                    row = probabilities[i]
-                    record = encoder.encode(images[k], label, row[label:label + 1].tobytes(), row.tobytes())
-                    pending.extend([(record, label, float(top_probs[i]), images[k], seen + k)] * int(copies[i]))
-                    if len(pending) >= CHUNK_RECORDS:
+                start = offset + seen
+                kept = np.nonzero(copies[start:start + len(images)])[0]
+                chosen = start + kept
+                labels = predictions.classes[chosen].tolist()
+                repeats = copies[chosen].tolist()
+                rows = probabilities[chosen].tobytes()
+                tops = top_f32[chosen].tobytes()
+                encode = encoder.encode
+                for n, (k, i, label, repeat) in enumerate(zip(kept.tolist(), chosen.tolist(), labels, repeats)):
+                    record = encode(images[k], label, tops[4 * n:4 * n + 4], rows[row_size * n:row_size * (n + 1)])
+                    if repeat == 1:
+                        pending_records.append(record)
+                        pending_index.append(i)
+                    else:
+                        pending_records.extend([record] * repeat)
+                        pending_index.extend([i] * repeat)
+                    if len(pending_records) >= CHUNK_RECORDS:
                         flush()
                 seen += len(images)
                 progress.update(len(images))
@@ -354,7 +376,7 @@ def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredic
                                 f"{worker} than its {image_num} predictions: the predictions are of other data "
                                 "(check --input_dir, --file_prefix and --total_replicas)")
             offset += image_num
-        if pending:
+        if pending_records:
             flush()
     progress.finish()
     logging.info("shard %d: wrote %d records (%d distinct images) to %s", shard, written,
@@ -374,7 +396,29 @@ def write_final_stats(cfg: FilterConfig) -> dict:
 
 # --- one upstream invocation ---
 
-def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool) -> str:
+class PredictionCache:
+    """Keeps shards' predictions from phase 1 for phase 2 of the same process, up to a memory budget."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget, self.used, self._items = budget_bytes, 0, {}
+        self._lock = threading.Lock()
+
+    def put(self, key, predictions: ShardPredictions) -> None:
+        size = predictions.probabilities.nbytes + predictions.classes.nbytes
+        with self._lock:
+            if self.used + size <= self.budget:
+                self._items[key] = predictions
+                self.used += size
+
+    def pop(self, key) -> ShardPredictions | None:
+        with self._lock:
+            return self._items.pop(key, None)
+
+
+PREDICTION_CACHE_BYTES = 2 << 30  # --all_shards keeps up to 2 GiB of predictions between its two phases
+
+
+def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool, cache: PredictionCache | None = None) -> str:
     """Upstream filter_unlabel.main() for one shard; returns what it did ('done', 'stats', 'filtered')."""
     if not 0 <= shard < cfg.num_shards:
         raise UserError(f"--shard_id={shard} must be in 0..{cfg.num_shards - 1} (--num_shards={cfg.num_shards})")
@@ -400,11 +444,14 @@ def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool) -> str:
         logging.info("shard %d already has its prelim stats (%s)", shard, prelim_path)
         return "stats"
 
-    predictions = read_shard_predictions(cfg, shard)
+    key = (cfg.task, shard)
+    predictions = (cache.pop(key) if cache else None) or read_shard_predictions(cfg, shard)
     ensure_prelim_stats(cfg, shard, predictions)
     if master:
         ensure_thresholds(cfg, ensure_total_counts(cfg))
     if only_get_stats:
+        if cache is not None:
+            cache.put(key, predictions)
         return "stats"
     if not master:
         _wait_for(cfg, [cfg.threshold_path], "threshold file",
@@ -427,10 +474,11 @@ def run_all_shards(cfg: FilterConfig, num_workers: int | None = None) -> dict:
     master = jobs[0]
     others = [(job, shard) for job in jobs for shard in range(cfg.num_shards) if not job.is_master(shard)]
     workers = num_workers or os.cpu_count() or 1
+    cache = PredictionCache(PREDICTION_CACHE_BYTES)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for only_get_stats in (True, False):
-            futures = [pool.submit(run_shard, job, shard, only_get_stats) for job, shard in others]
+            futures = [pool.submit(run_shard, job, shard, only_get_stats, cache) for job, shard in others]
             for future in futures:
                 future.result()
-            run_shard(master, 0, only_get_stats)
+            run_shard(master, 0, only_get_stats, cache)
     return _read_json(os.path.join(cfg.output_dir, "stats", "final_stats.json"))
