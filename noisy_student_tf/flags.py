@@ -57,7 +57,8 @@ def define_main_flags(flag_values=flags.FLAGS) -> None:
     plus the TF2 additions at the end."""
     fv = dict(flag_values=flag_values)
     f = flags
-    f.DEFINE_string("task_name", "imagenet", "imagenet or svhn (svhn forces 32x32 input, the small-image model "
+    f.DEFINE_string("task_name", "imagenet", "imagenet, svhn, digits, or the path of a task_info.json (svhn and "
+                    "digits force 32x32 input, the small-image model "
                     "and 10 classes).", **fv)
     f.DEFINE_string("label_data_dir", None, "Directory (or ';'-joined directories) of labeled TFRecords "
                     "(train*, dev*, test*), or tfds:<name> for a locally prepared TFDS data set.", **fv)

@@ -93,6 +93,10 @@ def resolve_checkpoint_path(path: str) -> str:
     if tf.io.gfile.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is None:
+            # The original SVHN teacher tarball unpacks to teacher_ckpt/model.ckpt.* without an index file.
+            prefixes = [name[:-len(".index")] for name in tf.io.gfile.glob(os.path.join(path, "*.index"))]
+            if len(prefixes) == 1:
+                return prefixes[0]
             raise CheckpointError(
                 f"checkpoint directory {path!r} holds no usable checkpoint (no 'checkpoint' file naming an "
                 "existing model.ckpt-*). Pass the checkpoint prefix itself, e.g. DIR/model.ckpt-1000.")

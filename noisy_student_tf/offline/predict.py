@@ -220,5 +220,16 @@ def run(classifier: Classifier, cfg: PredictConfig, shards: list[int], *, reassi
     if not reassign:
         os.makedirs(cfg.info_dir, exist_ok=True)
     remove_dead_temporaries(cfg.output_dir, cfg.info_dir)
-    step = reassign_shard if reassign else predict_shard
-    return {shard: step(classifier, cfg, shard) for shard in shards}
+    if reassign:
+        # filter_unlabel writes no file for a shard where nothing was kept (spec §11.5 item 43): skip those,
+        # unless none of the requested shards exists (then the directory or names are wrong).
+        present = [s for s in shards if os.path.exists(os.path.join(
+            cfg.input_dir, records.filtered_name(cfg.worker_id, s, cfg.num_shards, prefix=cfg.file_prefix)))]
+        if not present:
+            name = records.filtered_name(cfg.worker_id, shards[0], cfg.num_shards, prefix=cfg.file_prefix)
+            raise UserError(f"no filtered shard to reassign in {cfg.input_dir} (e.g. {name}): check "
+                            "--label_data_dir (the filter's data directory), --file_prefix, --worker_id, --num_shards")
+        for shard in sorted(set(shards) - set(present)):
+            logging.warning("shard %d: no filtered data (the filter kept no image of it); nothing to reassign", shard)
+        return {shard: reassign_shard(classifier, cfg, shard) if shard in present else "absent" for shard in shards}
+    return {shard: predict_shard(classifier, cfg, shard) for shard in shards}

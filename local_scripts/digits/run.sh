@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job: Noisy Student on scikit-learn's digits (bundled, no download), end to end on a CPU.
+# Prepares the shards, trains a teacher on 100 labeled images, then 3 iterations of predict -> filter/balance ->
+# noised student -> eval, each student the next teacher. Prints a table; writes summary.json, summary.md and
+# accuracy.png to OUTPUT_DIR. A re-run resumes at the first unfinished stage.
+#   OUTPUT_DIR (./ckpt/digits) DATA_DIR (./data/digits/proc) SEED (0) ITERATIONS (3)
+#   TEACHER_STEPS, STUDENT_STEPS, EXTRA_FLAGS (more iterate.py flags)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+python_bin=${PYTHON:-python}
+data_dir=${DATA_DIR:-./data/digits/proc}
+read -r -a extra_flags <<< "${EXTRA_FLAGS:-}"
+"${python_bin}" prepro_digits.py --output_dir="${data_dir}" --seed="${SEED:-0}"
+"${python_bin}" iterate.py --task_name=digits --label_data_dir="${data_dir}" \
+  --unlabel_data_dir="${data_dir}/unlabeled" --output_dir="${OUTPUT_DIR:-./ckpt/digits}" --seed="${SEED:-0}" \
+  --iterations="${ITERATIONS:-3}" --teacher_train_steps="${TEACHER_STEPS:-600}" \
+  --student_train_steps="${STUDENT_STEPS:-600}" "${extra_flags[@]}"

@@ -1,0 +1,109 @@
+"""The main job (local_scripts/digits/run.sh -> prepro_digits.py + iterate.py) on a shrunk configuration, and
+the iterative driver killed mid-stage: the re-run resumes and ends with the uninterrupted run's summary."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from absl import flags
+
+from noisy_student_tf import pipeline
+from noisy_student_tf.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One iteration, a few steps of a tiny network; min_threshold 0 because a barely trained teacher is unsure.
+SHRUNK = {"ITERATIONS": "1", "TEACHER_STEPS": "6", "STUDENT_STEPS": "6",
+          "EXTRA_FLAGS": "--min_threshold=0.0 --train_batch_size=16 "
+                         "--train_flags=--width_coefficient=0.25,--depth_coefficient=0.25"}
+
+
+def iterate_command(data, out):
+    return [sys.executable, "iterate.py", "--task_name=digits", f"--label_data_dir={data}",
+            f"--unlabel_data_dir={data}/unlabeled", f"--output_dir={out}", "--seed=0", "--iterations=1",
+            "--teacher_train_steps=6", "--student_train_steps=6", *SHRUNK["EXTRA_FLAGS"].split()]
+
+
+@pytest.fixture(scope="module")
+def main_job(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digits")
+    env = {**os.environ, **SHRUNK, "PYTHON": sys.executable, "DATA_DIR": str(root / "data"),
+           "OUTPUT_DIR": str(root / "out")}
+    result = subprocess.run(["bash", "local_scripts/digits/run.sh"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, result
+
+
+def test_main_job_prints_the_table_and_writes_summary_and_plot(main_job):
+    root, result = main_job
+    out = root / "out"
+    assert "| teacher |" in result.stdout and "| student 1 |" in result.stdout
+    with open(out / "summary.json") as f:
+        summary = json.load(f)
+    assert set(summary) == {"teacher", "iterations"} and len(summary["iterations"]) == 1
+    for entry in [summary["teacher"], *summary["iterations"]]:
+        assert set(entry) == {"dev_top1", "test_top1"} and all(0 <= v <= 1 for v in entry.values())
+    with open(out / "accuracy.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "stage 6/6 iter_1_student_eval" in result.stderr and "images/s" in result.stderr
+    with open(out / "iter_1" / "student" / "eval_results.json") as f:
+        assert json.load(f)["test"]["num_images"] == 500  # the digits test split
+
+
+def test_killed_driver_resumes_and_ends_with_the_same_summary(main_job, tmp_path):
+    root, _ = main_job
+    data, out = root / "data", tmp_path / "killed"
+    victim = subprocess.Popen(iterate_command(data, out), cwd=ROOT, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Kill inside the student's training stage, after it saved a checkpoint.
+    student = out / "iter_1" / "student" / "checkpoint"
+    deadline = time.time() + 600
+    while not student.exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert victim.poll() is None, "the driver finished before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (out / "stages" / "iter_1_student_train.json").exists()
+    assert (out / "stages" / "iter_1_filter.json").exists()
+
+    rerun = subprocess.run(iterate_command(data, out), cwd=ROOT, capture_output=True, text=True, timeout=900,
+                           stdin=subprocess.DEVNULL)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "teacher_train: done before, skipped" in rerun.stderr
+    assert "iter_1_filter: done before, skipped" in rerun.stderr
+    for name in ("summary.json", "stages/iter_1_filter.json"):
+        with open(out / name) as a, open(root / "out" / name) as b:
+            assert json.load(a) == json.load(b)
+
+
+def driver_flags(args):
+    values = flags.FlagValues()
+    pipeline.define_flags(values)
+    values(["iterate.py", *args])
+    return values
+
+
+def test_other_settings_in_the_same_output_dir_are_refused(main_job):
+    root, _ = main_job
+    args = [f"--label_data_dir={root}/data", f"--unlabel_data_dir={root}/data/unlabeled", f"--output_dir={root}/out",
+            "--iterations=1", "--teacher_train_steps=6", "--student_train_steps=6", "--min_threshold=0.0",
+            "--train_batch_size=16", "--train_flags=--width_coefficient=0.25,--depth_coefficient=0.25"]
+    with pytest.raises(UserError, match=r"holds a run with other settings \(changed: student_train_steps\)"):
+        pipeline.Pipeline(driver_flags(args[:-4] + ["--student_train_steps=7"] + args[-3:])).run()
+    with pytest.raises(UserError, match="lists 2 models for 1 iterations"):
+        pipeline.Pipeline(driver_flags(args + ["--student_model_names=efficientnet-b0,efficientnet-b1"]))
+
+
+def test_unlabeled_shards_are_counted_and_gaps_named(tmp_path):
+    for i in (0, 2):
+        (tmp_path / f"extra-{i:05d}-of-00003").write_bytes(b"")
+    with pytest.raises(UserError, match=r"shards \[1\] of 3 are missing"):
+        pipeline.unlabeled_shards(str(tmp_path), "extra")
+    (tmp_path / "extra-00001-of-00003").write_bytes(b"")
+    assert pipeline.unlabeled_shards(str(tmp_path), "extra") == 3
+    with pytest.raises(UserError, match="found none"):
+        pipeline.unlabeled_shards(str(tmp_path), "train")
