@@ -139,6 +139,11 @@ class Pipeline:
             args.append("--deterministic")
         return args + list(extra)
 
+    def _noise_args(self) -> list[str]:
+        F = self.F
+        return [f"--augment_name={F.augment_name}", f"--randaug_mag={F.randaug_mag}",
+                f"--randaug_layer={F.randaug_layer}"]
+
     def _eval_args(self, model_dir: str, model_name: str) -> list[str]:
         return self._main_args(model_name) + [f"--label_data_dir={self.F.label_data_dir}", f"--model_dir={model_dir}",
                                               "--eval_batch_size=100"]
@@ -203,9 +208,11 @@ class Pipeline:
         F = self.F
         teacher_dir = os.path.join(self.out, "teacher")
         stages = [
+            # The teacher trains with the same input noise as the students (the paper's baselines use
+            # RandAugment too); only the pseudo-labelling is done clean.
             Stage("teacher_train", f"train the teacher ({F.teacher_model_name}, labeled data only)",
                   lambda: self._train(self._train_args(teacher_dir, F.teacher_model_name, F.teacher_train_steps,
-                                                       F.seed * 100))),
+                                                       F.seed * 100, self._noise_args()))),
             Stage("teacher_eval", "evaluate the teacher",
                   lambda: self._eval(self._eval_args(teacher_dir, F.teacher_model_name))),
         ]
@@ -216,8 +223,7 @@ class Pipeline:
             student_args = self._train_args(
                 student_dir, name, F.student_train_steps, F.seed * 100 + k,
                 [f"--unlabel_data_dir={iter_dir}/filter_data/data", f"--unlabel_ratio={F.unlabel_ratio}",
-                 f"--teacher_softmax_temp={F.teacher_softmax_temp}", f"--augment_name={F.augment_name}",
-                 f"--randaug_mag={F.randaug_mag}", f"--randaug_layer={F.randaug_layer}"])
+                 f"--teacher_softmax_temp={F.teacher_softmax_temp}", *self._noise_args()])
             stages += [
                 Stage(f"iter_{k}_predict", f"iteration {k}: pseudo-label the unlabeled data with {previous_dir}",
                       lambda d=previous_dir, n=previous_name, i=iter_dir: self._predict(d, n, i)),

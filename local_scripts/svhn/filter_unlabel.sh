@@ -6,7 +6,7 @@
 source "$(dirname "$0")/common.sh"
 filter_flags=(--input_dir="${unlabeled_dir}" --file_prefix=extra --info_dir="${predict_root}/info"
   --prediction_dir="${predict_root}/predict_label" --prelim_stats_dir="${predict_root}/prelim_stats"
-  --output_dir="${predict_root}/filter_data" --num_shards="${num_shards}" --min_threshold=0.3
+  --output_dir="${predict_root}/filter_data" --num_shards="${num_shards}" --min_threshold="${MIN_THRESHOLD:-0.3}"
   --num_label_classes=10 --task=0 --num_image="${NUM_IMAGE:-53113}")
 if [[ $# -eq 0 ]]; then
   "${python_bin}" filter_unlabel.py "${filter_flags[@]}" --all_shards

@@ -1,0 +1,15 @@
+"""Export a trained model (EMA weights) for serving: model.keras, a SavedModel and export_info.json.
+
+  python export.py --model_dir=ckpt/student --output=export/student [the flags the model was trained with]
+
+--predict_ckpt_path, when given, is exported instead of --model_dir's latest checkpoint.
+"""
+
+from noisy_student_tf.flags import define_main_flags
+from noisy_student_tf.jobs import common
+from noisy_student_tf.jobs.export import define_export_flags, main
+
+if __name__ == "__main__":
+    define_main_flags()
+    define_export_flags()
+    common.run(main)
