@@ -66,6 +66,9 @@ def define_flags(flag_values=flags.FLAGS) -> None:
     f.DEFINE_float("min_threshold", 0.3, "Minimum teacher confidence (upstream scripts: 0.3).", **fv)
     f.DEFINE_list("train_flags", [], "More main.py flags for every training run, e.g. "
                   "--train_flags=--width_coefficient=0.5,--dropout_rate=0.3.", **fv)
+    f.DEFINE_bool("init_student_from_teacher", False, "Start each student from its teacher's weights (upstream's "
+                  "--init_model) instead of from scratch: needs equal architectures; a shortcut for small compute "
+                  "budgets, not the paper's recipe.", **fv)
     f.DEFINE_integer("seed", 0, "Seed of every stage (training, filtering).", **fv)
     f.DEFINE_bool("deterministic", True, "Deterministic ops, so a resumed run ends as an uninterrupted one.", **fv)
 
@@ -117,6 +120,12 @@ class Pipeline:
             raise UserError(f"--student_model_names lists {len(names)} models for {F.iterations} iterations: "
                             "give one name, or one per iteration")
         self.student_names = names
+        if F.init_student_from_teacher:
+            previous = [F.teacher_model_name] + names[:-1]
+            for k, (teacher, student) in enumerate(zip(previous, names), start=1):
+                if teacher != student:
+                    raise UserError(f"--init_student_from_teacher needs equal architectures, but iteration {k} "
+                                    f"trains {student} from a {teacher} teacher")
         self.num_shards = unlabeled_shards(F.unlabel_data_dir, F.unlabel_file_prefix)
 
     # --- the settings every job shares ---
@@ -220,10 +229,11 @@ class Pipeline:
         for k, name in enumerate(self.student_names, start=1):
             iter_dir = os.path.join(self.out, f"iter_{k}")
             student_dir = os.path.join(iter_dir, "student")
+            init = ["--init_model", f"--init_model_path={previous_dir}"] if F.init_student_from_teacher else []
             student_args = self._train_args(
                 student_dir, name, F.student_train_steps, F.seed * 100 + k,
                 [f"--unlabel_data_dir={iter_dir}/filter_data/data", f"--unlabel_ratio={F.unlabel_ratio}",
-                 f"--teacher_softmax_temp={F.teacher_softmax_temp}", *self._noise_args()])
+                 f"--teacher_softmax_temp={F.teacher_softmax_temp}", *self._noise_args(), *init])
             stages += [
                 Stage(f"iter_{k}_predict", f"iteration {k}: pseudo-label the unlabeled data with {previous_dir}",
                       lambda d=previous_dir, n=previous_name, i=iter_dir: self._predict(d, n, i)),
@@ -296,7 +306,7 @@ _OWN_FLAGS = ("task_name", "label_data_dir", "unlabel_data_dir", "unlabel_file_p
               "teacher_model_name", "student_model_names", "num_label_classes", "train_batch_size",
               "teacher_train_steps", "student_train_steps", "unlabel_ratio", "teacher_softmax_temp", "augment_name",
               "randaug_mag", "randaug_layer", "base_learning_rate", "weight_decay", "final_base_lr", "num_image",
-              "min_threshold", "train_flags", "seed", "deterministic")
+              "min_threshold", "train_flags", "init_student_from_teacher", "seed", "deterministic")
 
 
 def _percent(value) -> str:

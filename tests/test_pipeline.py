@@ -24,7 +24,8 @@ SHRUNK = {"ITERATIONS": "1", "TEACHER_STEPS": "6", "STUDENT_STEPS": "6",
 def iterate_command(data, out):
     return [sys.executable, "iterate.py", "--task_name=digits", f"--label_data_dir={data}",
             f"--unlabel_data_dir={data}/unlabeled", f"--output_dir={out}", "--seed=0", "--iterations=1",
-            "--teacher_train_steps=6", "--student_train_steps=6", *SHRUNK["EXTRA_FLAGS"].split()]
+            "--teacher_train_steps=6", "--student_train_steps=6", "--unlabel_ratio=2",  # as run.sh
+            *SHRUNK["EXTRA_FLAGS"].split()]
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +91,12 @@ def driver_flags(args):
 def test_other_settings_in_the_same_output_dir_are_refused(main_job):
     root, _ = main_job
     args = [f"--label_data_dir={root}/data", f"--unlabel_data_dir={root}/data/unlabeled", f"--output_dir={root}/out",
-            "--iterations=1", "--teacher_train_steps=6", "--student_train_steps=6", "--min_threshold=0.0",
+            "--iterations=1", "--teacher_train_steps=6", "--student_train_steps=6", "--unlabel_ratio=2",
+            "--min_threshold=0.0",
             "--train_batch_size=16", "--train_flags=--width_coefficient=0.25,--depth_coefficient=0.25"]
     with pytest.raises(UserError, match=r"holds a run with other settings \(changed: student_train_steps\)"):
-        pipeline.Pipeline(driver_flags(args[:-4] + ["--student_train_steps=7"] + args[-3:])).run()
+        changed = [a.replace("--student_train_steps=6", "--student_train_steps=7") for a in args]
+        pipeline.Pipeline(driver_flags(changed)).run()
     with pytest.raises(UserError, match="lists 2 models for 1 iterations"):
         pipeline.Pipeline(driver_flags(args + ["--student_model_names=efficientnet-b0,efficientnet-b1"]))
 
