@@ -100,11 +100,12 @@ def unlabeled_shards(directory: str, prefix: str) -> int:
     return total
 
 
-def _count_records(directory: str, prefix: str) -> int:
-    import tensorflow as tf
+def _predicted_images(info_dir: str) -> int:
+    """The unlabeled images predict counted (its info files), instead of reading every record again."""
+    from noisy_student_tf.offline import shard_io
 
-    files = sorted(tf.io.gfile.glob(os.path.join(directory, f"{prefix}-*")))
-    return sum(1 for f in files for _ in tf.data.TFRecordDataset(f))
+    return sum(shard_io.read_info(os.path.join(info_dir, name)) for name in sorted(os.listdir(info_dir))
+               if name.startswith("info-") and name.endswith(".txt"))
 
 
 class Pipeline:
@@ -138,7 +139,8 @@ class Pipeline:
     def _train_args(self, model_dir: str, model_name: str, steps: int, seed: int, extra=()) -> list[str]:
         F = self.F
         args = self._main_args(model_name) + [
-            f"--label_data_dir={F.label_data_dir}", f"--model_dir={model_dir}", f"--train_batch_size={F.train_batch_size}",
+            f"--label_data_dir={F.label_data_dir}", f"--model_dir={model_dir}",
+            f"--train_batch_size={F.train_batch_size}",
             f"--train_steps={steps}", f"--iterations_per_loop={max(1, steps // 10)}",
             f"--save_checkpoints_steps={max(1, steps // 10)}", f"--log_step_count_steps={max(1, steps // 20)}",
             f"--base_learning_rate={F.base_learning_rate}", f"--weight_decay={F.weight_decay}", f"--seed={seed}"]
@@ -198,7 +200,7 @@ class Pipeline:
 
         F = self.F
         num_classes = get_task(F.task_name).num_classes or F.num_label_classes
-        num_image = F.num_image or max(1, _count_records(F.unlabel_data_dir, F.unlabel_file_prefix) // num_classes)
+        num_image = F.num_image or max(1, _predicted_images(f"{iter_dir}/info") // num_classes)
         values = flags.FlagValues()
         define_filter_flags(values)
         values(["filter_unlabel.py", "--all_shards", f"--input_dir={F.unlabel_data_dir}",

@@ -418,13 +418,15 @@ class PredictionCache:
 PREDICTION_CACHE_BYTES = 2 << 30  # --all_shards keeps up to 2 GiB of predictions between its two phases
 
 
-def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool, cache: PredictionCache | None = None) -> str:
+def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool, cache: PredictionCache | None = None,
+              clean: bool = True) -> str:
     """Upstream filter_unlabel.main() for one shard; returns what it did ('done', 'stats', 'filtered')."""
     if not 0 <= shard < cfg.num_shards:
         raise UserError(f"--shard_id={shard} must be in 0..{cfg.num_shards - 1} (--num_shards={cfg.num_shards})")
     master = cfg.is_master(shard)
     _check_replicas(cfg, shard)
-    remove_dead_temporaries(cfg.prelim_stats_dir, cfg.output_dir)
+    if clean:  # --all_shards cleans once for all its shards
+        remove_dead_temporaries(cfg.prelim_stats_dir, cfg.output_dir)
     stats_path = cfg.stats_path(shard, cfg.task)
     done = provenance.is_current(stats_path, _stats_inputs(cfg, shard), rebuild=cfg.rebuild_stale, hint=STALE_HINT)
     if done and master:
@@ -475,10 +477,11 @@ def run_all_shards(cfg: FilterConfig, num_workers: int | None = None) -> dict:
     others = [(job, shard) for job in jobs for shard in range(cfg.num_shards) if not job.is_master(shard)]
     workers = num_workers or os.cpu_count() or 1
     cache = PredictionCache(PREDICTION_CACHE_BYTES)
+    remove_dead_temporaries(cfg.prelim_stats_dir, cfg.output_dir)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for only_get_stats in (True, False):
-            futures = [pool.submit(run_shard, job, shard, only_get_stats, cache) for job, shard in others]
+            futures = [pool.submit(run_shard, job, shard, only_get_stats, cache, False) for job, shard in others]
             for future in futures:
                 future.result()
-            run_shard(master, 0, only_get_stats, cache)
+            run_shard(master, 0, only_get_stats, cache, False)
     return _read_json(os.path.join(cfg.output_dir, "stats", "final_stats.json"))
