@@ -50,6 +50,8 @@ def define_flags(flag_values=flags.FLAGS) -> None:
                   "iteration; default: the teacher's). Equal or larger than the model before, as in the paper.", **fv)
     f.DEFINE_integer("num_label_classes", 10, "Classes (tasks with a fixed count override it).", **fv)
     f.DEFINE_integer("train_batch_size", 32, "Labeled images per step.", **fv)
+    f.DEFINE_integer("teacher_train_batch_size", None, "Labeled images per step of the first teacher "
+                     "(default: --train_batch_size).", **fv)
     f.DEFINE_integer("teacher_train_steps", 600, "Teacher training steps.", **fv)
     f.DEFINE_integer("student_train_steps", 600, "Each student's training steps.", **fv)
     f.DEFINE_float("unlabel_ratio", 3, "Unlabeled images per labeled image in a student's batch.", **fv)
@@ -127,6 +129,9 @@ class Pipeline:
                 if teacher != student:
                     raise UserError(f"--init_student_from_teacher needs equal architectures, but iteration {k} "
                                     f"trains {student} from a {teacher} teacher")
+        from noisy_student_tf.data.records import check_file_prefix
+
+        check_file_prefix(F.unlabel_file_prefix, "--unlabel_file_prefix")
         self.num_shards = unlabeled_shards(F.unlabel_data_dir, F.unlabel_file_prefix)
 
     # --- the settings every job shares ---
@@ -136,11 +141,12 @@ class Pipeline:
                 f"--num_label_classes={F.num_label_classes}", "--use_tpu=False", "--use_bfloat16=False",
                 *F.train_flags]
 
-    def _train_args(self, model_dir: str, model_name: str, steps: int, seed: int, extra=()) -> list[str]:
+    def _train_args(self, model_dir: str, model_name: str, steps: int, seed: int, extra=(),
+                    batch_size: int | None = None) -> list[str]:
         F = self.F
         args = self._main_args(model_name) + [
             f"--label_data_dir={F.label_data_dir}", f"--model_dir={model_dir}",
-            f"--train_batch_size={F.train_batch_size}",
+            f"--train_batch_size={batch_size or F.train_batch_size}",
             f"--train_steps={steps}", f"--iterations_per_loop={max(1, steps // 10)}",
             f"--save_checkpoints_steps={max(1, steps // 10)}", f"--log_step_count_steps={max(1, steps // 20)}",
             f"--base_learning_rate={F.base_learning_rate}", f"--weight_decay={F.weight_decay}", f"--seed={seed}"]
@@ -223,7 +229,8 @@ class Pipeline:
             # RandAugment too); only the pseudo-labelling is done clean.
             Stage("teacher_train", f"train the teacher ({F.teacher_model_name}, labeled data only)",
                   lambda: self._train(self._train_args(teacher_dir, F.teacher_model_name, F.teacher_train_steps,
-                                                       F.seed * 100, self._noise_args()))),
+                                                       F.seed * 100, self._noise_args(),
+                                                       batch_size=F.teacher_train_batch_size))),
             Stage("teacher_eval", "evaluate the teacher",
                   lambda: self._eval(self._eval_args(teacher_dir, F.teacher_model_name))),
         ]
@@ -306,6 +313,7 @@ class Pipeline:
 
 _OWN_FLAGS = ("task_name", "label_data_dir", "unlabel_data_dir", "unlabel_file_prefix", "iterations",
               "teacher_model_name", "student_model_names", "num_label_classes", "train_batch_size",
+              "teacher_train_batch_size",
               "teacher_train_steps", "student_train_steps", "unlabel_ratio", "teacher_softmax_temp", "augment_name",
               "randaug_mag", "randaug_layer", "base_learning_rate", "weight_decay", "final_base_lr", "num_image",
               "min_threshold", "train_flags", "init_student_from_teacher", "seed", "deterministic")

@@ -11,12 +11,13 @@ import time
 import pytest
 from absl import flags
 
+import fault_harness
 from noisy_student_tf import pipeline
 from noisy_student_tf.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One iteration, a few steps of a tiny network; min_threshold 0 because a barely trained teacher is unsure.
-SHRUNK = {"ITERATIONS": "1", "TEACHER_STEPS": "6", "STUDENT_STEPS": "6",
+SHRUNK = {"ITERATIONS": "1", "TEACHER_STEPS": "6", "STUDENT_STEPS": "6", "TEACHER_BATCH_SIZE": "16",
           "EXTRA_FLAGS": "--min_threshold=0.0 --train_batch_size=16 "
                          "--train_flags=--width_coefficient=0.25,--depth_coefficient=0.25"}
 
@@ -25,6 +26,7 @@ def iterate_command(data, out):
     return [sys.executable, "iterate.py", "--task_name=digits", f"--label_data_dir={data}",
             f"--unlabel_data_dir={data}/unlabeled", f"--output_dir={out}", "--seed=0", "--iterations=1",
             "--teacher_train_steps=6", "--student_train_steps=6", "--unlabel_ratio=2",  # as run.sh
+            "--teacher_train_batch_size=16",
             *SHRUNK["EXTRA_FLAGS"].split()]
 
 
@@ -79,6 +81,7 @@ def test_killed_driver_resumes_and_ends_with_the_same_summary(main_job, tmp_path
     for name in ("summary.json", "stages/iter_1_filter.json"):
         with open(out / name) as a, open(root / "out" / name) as b:
             assert json.load(a) == json.load(b)
+    assert fault_harness.temporaries(str(out)) == []  # the killed save's leftovers were cleaned up
 
 
 def driver_flags(args):
@@ -92,7 +95,7 @@ def test_other_settings_in_the_same_output_dir_are_refused(main_job):
     root, _ = main_job
     args = [f"--label_data_dir={root}/data", f"--unlabel_data_dir={root}/data/unlabeled", f"--output_dir={root}/out",
             "--iterations=1", "--teacher_train_steps=6", "--student_train_steps=6", "--unlabel_ratio=2",
-            "--min_threshold=0.0",
+            "--min_threshold=0.0", "--teacher_train_batch_size=16",
             "--train_batch_size=16", "--train_flags=--width_coefficient=0.25,--depth_coefficient=0.25"]
     with pytest.raises(UserError, match=r"holds a run with other settings \(changed: student_train_steps\)"):
         changed = [a.replace("--student_train_steps=6", "--student_train_steps=7") for a in args]
