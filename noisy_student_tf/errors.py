@@ -37,3 +37,35 @@ def first_line(error) -> str:
             return message
         return line[:500]
     return type(error).__name__
+
+
+class OutputError(UserError):
+    """The output could not be written (disk full, file size limit, read-only or forbidden directory)."""
+
+
+# What the operating system says when a write cannot succeed whatever the program does; TF's file errors carry
+# the same strerror text (ENOSPC arrives as ResourceExhausted, EFBIG as OutOfRange, EROFS/EACCES as
+# PermissionDenied), so the text, not the class, identifies them.
+_WRITE_ERRNOS = {"ENOSPC", "EFBIG", "EDQUOT", "EROFS", "EACCES", "EPERM"}
+_WRITE_FAILURES = ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system",
+                   "Permission denied", "Operation not permitted")
+
+
+def is_write_failure(error: BaseException) -> bool:
+    """True for an OS or TF error that means "this storage refuses the write" (not a bug, not bad input data)."""
+    import errno
+
+    if isinstance(error, OSError) and error.errno is not None:
+        return errno.errorcode.get(error.errno) in _WRITE_ERRNOS
+    if type(error).__module__.startswith("tensorflow"):
+        return any(text in str(error) for text in _WRITE_FAILURES)
+    return False
+
+
+def write_failure_message(error: BaseException, path: str | None = None) -> str:
+    # TF's messages name its own temporary file; only the operating system's reason is worth repeating.
+    reason = getattr(error, "strerror", None) or next(
+        (text for text in _WRITE_FAILURES if text in str(error)), first_line(error))
+    where = path or getattr(error, "filename", None)
+    return (f"cannot write {where or 'the output'}: {reason}. Nothing partial was kept under a final name; free "
+            "space (or choose a writable --output_dir / --model_dir) and run the same command again to resume")

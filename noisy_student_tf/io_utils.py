@@ -17,6 +17,8 @@ import tempfile
 
 from absl import logging
 
+from noisy_student_tf.errors import OutputError, is_write_failure, write_failure_message
+
 _HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
 _TEMP = re.compile(r"^\..+\.tmp-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[^/]*$")
 
@@ -34,10 +36,19 @@ def temp_path_for(final_path: str, suffix: str = "") -> str:
 @contextlib.contextmanager
 def atomic_output(final_path: str, suffix: str = ""):
     """Yields a temporary path; on success it is renamed to `final_path`, on error it is removed."""
-    tmp = temp_path_for(final_path, suffix)
+    try:
+        tmp = temp_path_for(final_path, suffix)
+    except OSError as e:
+        if is_write_failure(e):
+            raise OutputError(write_failure_message(e, final_path)) from None
+        raise
     try:
         yield tmp
         os.replace(tmp, final_path)
+    except Exception as e:  # noqa: BLE001 - only storage failures are translated; the rest propagate unchanged
+        if is_write_failure(e):
+            raise OutputError(write_failure_message(e, final_path)) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

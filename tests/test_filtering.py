@@ -223,9 +223,9 @@ def test_waiting_for_other_shards_gives_up_naming_the_missing_files(tmp_path):
 
 @pytest.mark.parametrize("damage, message", [
     ("classes", r"train-info-00001-of-00002-00000.*--num_label_classes=4"),
-    ("info", r"holds 315 predictions but its info file says 316"),
+    ("info", r"holds 315 predictions but .*info-00001-of-00002-00000.txt says 316"),
     ("missing", r"prediction file .*train-info-00001-of-00002-00000 does not exist"),
-    ("empty", r"holds 0 predictions but its info file says 315"),
+    ("empty", r"holds 0 predictions but .*info-00001-of-00002-00000.txt says 315"),
     ("truncated", r"train-info-00001-of-00002-00000 is corrupt or truncated"),
     ("nan", r"record 3 has NaN or infinite probabilities"),
     ("grid", r"--min_threshold=0.305 is not on the 0.01 grid"),

@@ -55,7 +55,8 @@ def test_corrupt_record(tmp_path, good):
     bad.mkdir()
     data = (good / "lab" / records.shard_name("train", 0, 2)).read_bytes()
     (bad / "train-00000-of-00001").write_bytes(data[:40] + b"\x00" * 16 + data[56:])  # breaks a record CRC
-    train_fails(tmp_path, [f"--label_data_dir={bad}"], r"bad training input near step 0: .*corrupted record")
+    train_fails(tmp_path, [f"--label_data_dir={bad}"],
+                r"bad training input near step 0 \(reading --label_data_dir=.*corrupt\): .*corrupted record")
 
 
 def test_label_out_of_range(tmp_path):

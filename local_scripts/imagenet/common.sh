@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are read by the scripts that source it
 # Shared by the ImageNet scripts. Fill in the variables below (or set them in the environment, in capitals:
 # LABEL_DATA_DIR=... bash local_scripts/imagenet/train.sh); a script stops with a message naming any it needs
 # that is empty. Run from anywhere: paths are relative to the repository root.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are read by the scripts that source it
 # Shared by the SVHN scripts: run from the repository root, with every setting overridable from the
 # environment (e.g. `TRAIN_STEPS=2000 bash local_scripts/svhn/train_teacher.sh`).
 set -euo pipefail

@@ -41,6 +41,16 @@ def prediction_features(num_classes: int) -> dict:
     }
 
 
+def check_file_prefix(prefix: str, flag: str = "--file_prefix") -> str:
+    """A shard-name prefix must be a plain name: it is joined to directories, and a prefix like `../x` would read
+    or write outside them."""
+    if not prefix or prefix in (".", "..") or prefix.startswith(".") or "/" in prefix or "\\" in prefix \
+            or "\0" in prefix:
+        raise UserError(f"{flag}={prefix!r} must be a plain file-name prefix (no '/', not starting with '.'), "
+                        "e.g. train or extra")
+    return prefix
+
+
 def shard_name(prefix: str, index: int, num_shards: int) -> str:
     """'%s-%05d-of-%05d', e.g. train-00003-of-00128 (spec §4.8)."""
     return "%s-%05d-of-%05d" % (prefix, index, num_shards)

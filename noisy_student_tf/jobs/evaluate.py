@@ -11,7 +11,7 @@ from absl import logging
 
 from noisy_student_tf.data import pipeline
 from noisy_student_tf.errors import UserError, first_line
-from noisy_student_tf.io_utils import atomic_write_text
+from noisy_student_tf.io_utils import atomic_write_text, remove_dead_temporaries
 from noisy_student_tf.jobs import settings as settings_lib
 from noisy_student_tf.training import checkpoints, losses
 from noisy_student_tf.training.trainer import normalize
@@ -75,5 +75,6 @@ def run(F) -> dict:
                      result["top_5_accuracy"], result["loss"], result["num_images"])
         results[subset] = result
     os.makedirs(F.model_dir, exist_ok=True)
+    remove_dead_temporaries(F.model_dir)  # a results file whose writer was killed (live writers' are kept)
     atomic_write_text(os.path.join(F.model_dir, RESULTS_FILE), json.dumps(results, indent=2) + "\n")
     return results

@@ -54,5 +54,9 @@ def run(F) -> dict:
                  train_cfg.model.image_size, policy,
                  sum(int(tf.size(v)) for v in trainer.student.trainable_variables))
     input_cfg = pipeline.TrainInputConfig(**{**input_cfg.__dict__, "seed": seed})
+    inputs = f"--label_data_dir={F.label_data_dir}"
+    if train_cfg.unlabel_ratio:
+        inputs += f", --unlabel_data_dir={F.unlabel_data_dir}"
     return trainer.run(lambda ctx, start: pipeline.train_dataset(
-        input_cfg, F.train_batch_size, num_replicas=trainer.num_replicas, input_context=ctx, start_step=start))
+        input_cfg, F.train_batch_size, num_replicas=trainer.num_replicas, input_context=ctx, start_step=start),
+        input_description=inputs)

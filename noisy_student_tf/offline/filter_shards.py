@@ -72,6 +72,7 @@ class FilterConfig:
         for name in ("prediction_dir", "info_dir", "prelim_stats_dir", "output_dir", "input_dir"):
             if not getattr(self, name):
                 raise UserError(f"--{name} is required")
+        records.check_file_prefix(self.file_prefix)
 
     # --- names (spec §3, §4.5, §4.7) ---
     def prelim_path(self, shard: int, task: int) -> str:
@@ -168,7 +169,7 @@ def read_shard_predictions(cfg: FilterConfig, shard: int) -> ShardPredictions:
         counts.append(image_num)
         if image_num == 0:
             continue
-        c, p = shard_io.read_predictions(prediction, cfg.num_classes, image_num)
+        c, p = shard_io.read_predictions(prediction, cfg.num_classes, image_num, info_path=info)
         classes.append(c)
         probabilities.append(p)
     return ShardPredictions(

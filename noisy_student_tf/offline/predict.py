@@ -60,6 +60,7 @@ class PredictConfig:
             raise UserError("--label_data_dir is required: the directory holding the shards to predict")
         if not self.output_dir:
             raise UserError("--output_dir is required: where the predictions go")
+        records.check_file_prefix(self.file_prefix)
 
 
 def parse_shard_ids(text: str, num_shards: int) -> list[int]:

@@ -71,7 +71,8 @@ def write_info(path: str, image_num: int) -> None:
     atomic_write_text(path, json.dumps({"image_num": int(image_num)}))
 
 
-def read_predictions(path: str, num_classes: int, expected: int) -> tuple[np.ndarray, np.ndarray]:
+def read_predictions(path: str, num_classes: int, expected: int,
+                     info_path: str = "its info file") -> tuple[np.ndarray, np.ndarray]:
     """(classes [n] int64, probabilities [n, C] float32) of a prediction shard, checked against §4.3."""
     require_file(path, "prediction file", "run predict for this shard first")
     classes, probabilities = [], []
@@ -85,7 +86,7 @@ def read_predictions(path: str, num_classes: int, expected: int) -> tuple[np.nda
     classes = np.concatenate(classes) if classes else np.zeros([0], np.int64)
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros([0, num_classes], np.float32)
     if len(classes) != expected:
-        raise UserError(f"{path} holds {len(classes)} predictions but its info file says {expected} images: "
+        raise UserError(f"{path} holds {len(classes)} predictions but {info_path} says {expected} images: "
                         "the two come from different runs; predict this shard again")
     bad = np.nonzero((classes < 0) | (classes >= num_classes))[0]
     if len(bad):

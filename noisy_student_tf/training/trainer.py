@@ -145,6 +145,8 @@ class Trainer:
     def initialize(self) -> str:
         """Resumes from the latest checkpoint of model_dir, or sets the initial weights. Returns a description."""
         cfg = self.cfg
+        if self.chief:
+            checkpoints.remove_interrupted_saves(cfg.model_dir)
         latest = tf.train.latest_checkpoint(cfg.model_dir) if tf.io.gfile.isdir(cfg.model_dir) else None
         if latest and not checkpoints.is_object_checkpoint(latest):
             raise UserError(f"--model_dir={cfg.model_dir!r} holds an original TF1 checkpoint ({latest}); train "
@@ -168,9 +170,6 @@ class Trainer:
         if self.teacher is not None:
             parts["teacher"] = self.teacher
         self.checkpoint = tf.train.Checkpoint(**parts)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self._write_dir(),
-                                                  max_to_keep=cfg.keep_checkpoint_max,
-                                                  checkpoint_name=CHECKPOINT_NAME)
         if latest:
             try:
                 self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -278,8 +277,10 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------
     # The loop.
 
-    def run(self, dataset_fn) -> dict:
-        """Trains to the schedule's last step; `dataset_fn(input_context, start_step)` gives per-replica batches."""
+    def run(self, dataset_fn, input_description: str = "") -> dict:
+        """Trains to the schedule's last step; `dataset_fn(input_context, start_step)` gives per-replica batches.
+
+        `input_description` (e.g. the data flags) goes into the message when the input turns out to be bad."""
         cfg = self.cfg
         start, last = self.step, cfg.schedule.last_step
         if start >= last:
@@ -301,14 +302,15 @@ class Trainer:
             try:
                 metrics = self.train_steps(iterator, done)
             except (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError) as e:
-                raise UserError(f"bad training input near step {step}: {first_line(e)}") from None
+                where = f" (reading {input_description})" if input_description else ""
+                raise UserError(f"bad training input near step {step}{where}: {first_line(e)}") from None
             seconds = time.time() - tick
             step = target
             bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
             if bad:
                 raise UserError(
                     f"non-finite training values by step {step} ({bad}): training diverged. Nothing was "
-                    f"saved for it; the last checkpoint is {self.manager.latest_checkpoint}. Lower "
+                    f"saved for it; the last checkpoint is {tf.train.latest_checkpoint(cfg.model_dir)}. Lower "
                     "--base_learning_rate or check the data.")
             chunk_rate = images_per_step * done / max(seconds, 1e-9)
             rate = chunk_rate if rate is None else 0.7 * rate + 0.3 * chunk_rate
@@ -328,10 +330,14 @@ class Trainer:
         return metrics
 
     def save(self, step: int) -> str:
-        path = self.manager.save(checkpoint_number=step)
         if not self.chief:
+            # Every MultiWorkerMirrored worker takes part in a save (the same ops); only the chief's copy is kept.
+            self.checkpoint.save_counter.assign_add(1)
+            path = self.checkpoint.write(os.path.join(self._write_dir(), f"{CHECKPOINT_NAME}-{step}"))
             shutil.rmtree(self._write_dir(), ignore_errors=True)
-        return path
+            return path
+        return checkpoints.save_atomically(self.checkpoint, self.cfg.model_dir, CHECKPOINT_NAME, step,
+                                           self.cfg.keep_checkpoint_max)
 
     def ema_weights(self) -> dict:
         """{variable path: value} of the EMA shadows (the raw weights when EMA is off)."""
