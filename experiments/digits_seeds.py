@@ -122,7 +122,7 @@ def main(_):
     lines += ["", f"Final student minus teacher, test: {mean_std(gain)} points "
                   f"(per seed: {', '.join('%+.1f' % (100 * g) for g in gain)}).",
               f"Main job wall time per seed: {', '.join('%.1f' % (r['seconds'] / 60) for r in runs)} min "
-              "(2-core CPU; the first seed ran alone, later seeds may share the machine)."]
+              "(2-core CPU; wall times include whatever else ran on the machine meanwhile)."]
     table = "\n".join(lines) + "\n"
     print(table)
     os.makedirs(RESULTS, exist_ok=True)
