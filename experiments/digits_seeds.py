@@ -143,10 +143,16 @@ def plot(rows, path):
     tests = [100 * np.array([v["test_top1"] for v in values]) for _, values in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(len(rows))
-    ax.errorbar(x, [t.mean() for t in tests], yerr=[t.std(ddof=1) if len(t) > 1 else 0 for t in tests],
-                fmt="o-", capsize=4, label="mean ± std")
+    means = [t.mean() for t in tests]
+    stds = [t.std(ddof=1) if len(t) > 1 else 0 for t in tests]
+    # Teacher and students are one chain (a line); the all-labels model is a reference beside it (a band).
+    ax.errorbar(x[:-1], means[:-1], yerr=stds[:-1], fmt="o-", capsize=4, label="teacher → students, mean ± std")
+    ax.axhspan(means[-1] - stds[-1], means[-1] + stds[-1], color="tab:green", alpha=0.15)
+    ax.errorbar(x[-1:], means[-1:], yerr=stds[-1:], fmt="s", color="tab:green", capsize=4,
+                label="all training labels (reference)")
     for k, t in enumerate(tests):
         ax.scatter(np.full(len(t), k), t, s=12, color="grey", zorder=3)
+    ax.legend(loc="lower right")
     ax.set_xticks(x, names, rotation=15)
     ax.set_ylabel("test top-1 (%)")
     ax.set_title("Noisy Student on digits: teacher, students, all-labels reference")
