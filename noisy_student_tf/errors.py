@@ -4,6 +4,7 @@ Entry points catch `UserError`, print its message and exit non-zero without a tr
 bug and keeps its traceback.
 """
 
+import errno
 import re
 
 
@@ -53,8 +54,6 @@ _WRITE_FAILURES = ("No space left on device", "File too large", "Disk quota exce
 
 def is_write_failure(error: BaseException) -> bool:
     """True for an OS or TF error that means "this storage refuses the write" (not a bug, not bad input data)."""
-    import errno
-
     if isinstance(error, OSError) and error.errno is not None:
         return errno.errorcode.get(error.errno) in _WRITE_ERRNOS
     if type(error).__module__.startswith("tensorflow"):

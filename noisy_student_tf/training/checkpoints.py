@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from noisy_student_tf.errors import CheckpointError, first_line
-from noisy_student_tf.io_utils import atomic_write_text, remove_dead_temporaries
+from noisy_student_tf.io_utils import remove_dead_temporaries
 from noisy_student_tf.models import tf1_checkpoint
 from noisy_student_tf.training.ema import checkpoint_key
 
@@ -101,14 +101,12 @@ def save_atomically(checkpoint: tf.train.Checkpoint, model_dir: str, name: str, 
 
 
 def _write_state(model_dir: str, latest: str, kept: list[str]) -> None:
-    """The `checkpoint` state file (a CheckpointState text proto, relative names), replaced atomically."""
+    """The `checkpoint` state file (a CheckpointState text proto, relative names), replaced by a rename (through
+    tf.io.gfile, so remote model_dirs work too; a killed writer's temporary is removed at the next start)."""
     text = "".join([f'model_checkpoint_path: "{latest}"\n'] + [f'all_model_checkpoint_paths: "{name}"\n'
                                                                 for name in kept])
     path = os.path.join(model_dir, "checkpoint")
-    if "://" not in model_dir:
-        atomic_write_text(path, text)
-        return
-    temp = f"{path}.tmp{uuid.uuid4().hex}"  # a name remove_interrupted_saves knows
+    temp = f"{path}.tmp{uuid.uuid4().hex}"
     with tf.io.gfile.GFile(temp, "w") as f:
         f.write(text)
     tf.io.gfile.rename(temp, path, overwrite=True)
