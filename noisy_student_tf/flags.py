@@ -57,6 +57,8 @@ IGNORED_FLAGS = ("master", "gcp_project", "tpu_zone", "steps_per_eval", "transpo
 def define_main_flags(flag_values=flags.FLAGS) -> None:
     """Every flag of the original main.py and predict_label.py (spec §1.1), same names, types and defaults,
     plus the TF2 additions at the end."""
+    from noisy_student_tf import robustness
+
     fv = dict(flag_values=flag_values)
     f = flags
     f.DEFINE_string("task_name", "imagenet", "imagenet, svhn, digits, or the path of a task_info.json (svhn and "
@@ -144,6 +146,13 @@ def define_main_flags(flag_values=flags.FLAGS) -> None:
                   "uninterrupted one).", **fv)
     f.DEFINE_integer("seed", None, "Random seed of the run (default: drawn once and stored in the "
                      "checkpoint and FLAGS.json).", **fv)
+    f.DEFINE_bool("robustness", False, "eval: also top-1 under common corruptions (5 severities each) and FGSM, "
+                  "on --robustness_subset; written to model_dir/robustness_results.json.", **fv)
+    f.DEFINE_list("corruptions", list(robustness.CORRUPTIONS), "Corruptions for --robustness.", **fv)
+    f.DEFINE_list("fgsm_epsilons", list(robustness.DEFAULT_EPSILONS), "FGSM step sizes for --robustness, in "
+                  "0..255 pixel units.", **fv)
+    f.DEFINE_string("robustness_subset", "test", "The eval subset (dev, test or validation) --robustness uses.",
+                    **fv)
 
 
 def define_filter_flags(flag_values=flags.FLAGS) -> None:

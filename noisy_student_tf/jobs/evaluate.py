@@ -9,6 +9,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from noisy_student_tf import robustness
 from noisy_student_tf.data import pipeline
 from noisy_student_tf.errors import UserError, first_line
 from noisy_student_tf.io_utils import atomic_write_text, remove_dead_temporaries
@@ -17,6 +18,7 @@ from noisy_student_tf.training import checkpoints, losses
 from noisy_student_tf.training.trainer import normalize
 
 RESULTS_FILE = "eval_results.json"
+ROBUSTNESS_FILE = "robustness_results.json"
 
 
 def evaluate_subset(model, dataset, *, mean, std, num_classes: int, label_smoothing: float) -> dict:
@@ -50,6 +52,13 @@ def run(F) -> dict:
         raise UserError("--label_data_dir is required: the directory of the dev*/test* shards")
     if F.eval_batch_size <= 0:
         raise UserError(f"--eval_batch_size must be positive, got {F.eval_batch_size}")
+    if F.robustness:  # flag errors before the work
+        corruptions = robustness.check_corruptions(F.corruptions)
+        epsilons = robustness.parse_epsilons(F.fgsm_epsilons)
+        subsets = pipeline.eval_subsets(F.label_data_dir)
+        if F.robustness_subset not in subsets:
+            raise UserError(f"--robustness_subset={F.robustness_subset!r}: {F.label_data_dir} has "
+                            f"{', '.join(subsets)} to evaluate")
     model = settings.model.build()
     description = checkpoints.load_inference_weights(model, F.model_dir, prefer_ema=F.moving_average_decay > 0,
                                                      what="model", model_name=settings.model.model_name)
@@ -77,4 +86,22 @@ def run(F) -> dict:
     os.makedirs(F.model_dir, exist_ok=True)
     remove_dead_temporaries(F.model_dir)  # a results file whose writer was killed (live writers' are kept)
     atomic_write_text(os.path.join(F.model_dir, RESULTS_FILE), json.dumps(results, indent=2) + "\n")
+    if F.robustness:
+        results["robustness"] = evaluate_robustness(F, settings, model, corruptions, epsilons)
     return results
+
+
+def evaluate_robustness(F, settings, model, corruptions, epsilons) -> dict:
+    """Paper §4.3-4.4: top-1 under corruptions and FGSM, in its own file (eval_results.json keeps upstream's
+    shape)."""
+    dataset = pipeline.eval_dataset(F.label_data_dir, F.robustness_subset, F.eval_batch_size,
+                                    image_size=settings.model.image_size,
+                                    small_image_model=settings.model.small_image_model,
+                                    num_classes=settings.model.num_classes)
+    logging.info("robustness on %s: %d corruptions x 5 severities, FGSM at %s", F.robustness_subset,
+                 len(corruptions), ", ".join(f"{e:g}" for e in epsilons) or "no epsilon")
+    result = robustness.evaluate(model, dataset, mean=settings.task.mean, std=settings.task.std,
+                                 corruptions=corruptions, epsilons=epsilons, seed=F.seed or 0, log=logging.info)
+    result["subset"] = F.robustness_subset
+    atomic_write_text(os.path.join(F.model_dir, ROBUSTNESS_FILE), json.dumps(result, indent=2) + "\n")
+    return result
