@@ -35,6 +35,8 @@ from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from noisy_student_tf.io_utils import atomic_write_text  # noqa: E402
+
 RESULTS = os.path.join(ROOT, "experiments", "results")
 
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds: each one's main job must be in --seeds_dir.")
@@ -90,7 +92,8 @@ def run_logged(command, log_path):
 
 def copy_stage(main_dir: str, out: str, name: str) -> None:
     os.makedirs(os.path.join(out, "stages"), exist_ok=True)
-    shutil.copy(os.path.join(main_dir, "stages", f"{name}.json"), os.path.join(out, "stages", f"{name}.json"))
+    with open(os.path.join(main_dir, "stages", f"{name}.json")) as f:
+        atomic_write_text(os.path.join(out, "stages", f"{name}.json"), f.read())
 
 
 def link(target: str, path: str) -> None:
@@ -166,8 +169,7 @@ def prepare(variant: Variant, seed: int, out: str) -> None:
             for name in ("predict_label", "info"):
                 shutil.rmtree(os.path.join(iter_dir, name), ignore_errors=True)
             noised_predictions(os.path.join(main_dir, "teacher"), data, iter_dir, seed)
-            with open(os.path.join(out, "stages", "iter_1_predict.json"), "w") as f:
-                f.write("{}\n")
+            atomic_write_text(os.path.join(out, "stages", "iter_1_predict.json"), "{}\n")
         return
     for name in ("predict_label", "info"):
         link(os.path.join(main_dir, "iter_1", name), os.path.join(iter_dir, name))
@@ -183,8 +185,7 @@ def prepare(variant: Variant, seed: int, out: str) -> None:
                     f"--prelim_stats_dir={iter_dir}/prelim_stats", f"--output_dir={iter_dir}/filter_data",
                     f"--num_shards={shards}", "--num_label_classes=10", "--task=0", "--use_all",
                     "--min_threshold=0.0", "--num_image=1", f"--seed={seed}"], os.path.join(out, "filter.log"))
-        with open(os.path.join(out, "stages", "iter_1_filter.json"), "w") as f:
-            f.write("{}\n")
+        atomic_write_text(os.path.join(out, "stages", "iter_1_filter.json"), "{}\n")
 
 
 def run_variant(variant: Variant, seed: int) -> dict:
