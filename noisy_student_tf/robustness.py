@@ -162,20 +162,23 @@ def evaluate(model, dataset, *, mean, std, corruptions=CORRUPTIONS, epsilons=(),
             loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
         return tape.gradient(loss, images)
 
-    def top1(transform) -> float:
+    def count_correct(transform) -> tuple[int, int]:
         # The data is read again for every pass: a validation set need not fit in memory.
         hits = seen = 0
         for index, (images, labels) in enumerate(dataset):
             images, labels = tf.cast(images, tf.float32), tf.cast(labels, tf.int32)
             hits += int(correct(transform(index, images, labels), labels))
             seen += int(labels.shape[0])
-        if not seen:
-            raise UserError("no images to evaluate")
-        return hits / seen
+        return hits, seen
 
-    count = sum(int(labels.shape[0]) for _, labels in dataset)
+    clean_hits, count = count_correct(lambda i, x, y: x)
+    if not count:
+        raise UserError("no images to evaluate")
 
-    results = {"num_images": count, "clean_top1": top1(lambda i, x, y: x), "corruptions": {}, "fgsm": {}}
+    def top1(transform) -> float:
+        return count_correct(transform)[0] / count
+
+    results = {"num_images": count, "clean_top1": clean_hits / count, "corruptions": {}, "fgsm": {}}
     log(f"clean: top-1 {results['clean_top1']:.4f}")
     for k, name in enumerate(corruptions):
         by_severity = {}
