@@ -159,6 +159,22 @@ def test_selection_matches_the_expected_copies_over_many_seeds():
                                        use_all=False) == [(0.4, 400), (0.4, 50), (0.4, 100)]
 
 
+def test_an_off_grid_min_threshold_works_where_every_class_finds_a_threshold():
+    # As upstream get_threshold: the walk down the grid stops where num_image images are reached, or at the grid
+    # value equal to min_threshold; off the grid, only the first can happen.
+    labels = np.concatenate([shard_rows(0)[0], shard_rows(1)[0]])
+    confs = np.concatenate([shard_rows(0)[1], shard_rows(1)[1]]).astype(np.float32)
+    total = filtering.histogram(labels, confs, C)
+    kwargs = dict(max_prob=0.96, use_top=True, use_all=False)
+    enough = min(int((confs[labels == c] >= 0.31).sum()) for c in range(C))
+    assert enough > 0
+    off_grid = filtering.select_thresholds(total, num_image=enough, min_threshold=0.305, **kwargs)
+    assert off_grid == filtering.select_thresholds(total, num_image=enough, min_threshold=0.3, **kwargs)
+    assert all(t >= 0.31 for t, _ in off_grid)
+    with pytest.raises(UserError, match=r"class \d: no threshold found: --min_threshold=0.305 is not on the 0.01"):
+        filtering.select_thresholds(total, num_image=10 ** 6, min_threshold=0.305, **kwargs)
+
+
 def test_same_seed_same_bytes_and_all_shards_equals_the_two_phase_run(filtered, tmp_path):
     root, cfg = filtered
 
@@ -228,7 +244,6 @@ def test_waiting_for_other_shards_gives_up_naming_the_missing_files(tmp_path):
     ("empty", r"holds 0 predictions but .*info-00001-of-00002-00000.txt says 315"),
     ("truncated", r"train-info-00001-of-00002-00000 is corrupt or truncated"),
     ("nan", r"record 3 has NaN or infinite probabilities"),
-    ("grid", r"--min_threshold=0.305 is not on the 0.01 grid"),
     ("replicas", r"predicted by more than --total_replicas=1 workers"),
 ])
 def test_bad_prediction_inputs_are_refused_with_the_file_named(tmp_path, damage, message):
@@ -256,8 +271,6 @@ def test_bad_prediction_inputs_are_refused_with_the_file_named(tmp_path, damage,
         probs = offline_data.confident_probabilities(labels, confs, C)
         probs[3, 2] = np.nan
         offline_data.write_predictions(root, 1, NUM_SHARDS, probs)
-    elif damage == "grid":
-        changes["min_threshold"] = 0.305
     elif damage == "replicas":
         shutil.copy(prediction, prediction[:-1] + "1")
     cfg = config(root, **changes)

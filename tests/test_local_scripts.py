@@ -75,7 +75,9 @@ def test_svhn_workflow(tmp_path):
         assert json.load(f)["total_cnt"] > 0
     bash("svhn/run_offline.sh", {**env, "MODEL_DIR": str(tmp_path / "ckpt" / "offline")})
     assert os.path.exists(tmp_path / "ckpt" / "offline" / "eval_results.json")
-    bash("svhn/reassign.sh", env)
+    # As upstream, reassign re-labels with the teacher by default, not with the student in MODEL_DIR.
+    reassigned = bash("svhn/reassign.sh", env)
+    assert f"reassigning with predict_ckpt_path: {tmp_path / 'ckpt' / 'teacher'}" in reassigned.stderr
     assert shard_files(tmp_path / "data" / "predict" / "reassign", "train-0-") == shard_files(filtered / "data",
                                                                                                "train-0-")
 
@@ -111,5 +113,6 @@ def test_imagenet_workflow(tmp_path):
     bash("imagenet/filter_unlabel.sh", env)
     bash("imagenet/train_offline.sh", {**env, "MODEL_DIR": str(tmp_path / "offline")})
     assert os.path.exists(tmp_path / "offline" / "checkpoint")
-    bash("imagenet/reassign.sh", env)
+    reassigned = bash("imagenet/reassign.sh", env)
+    assert f"reassigning with predict_ckpt_path: {teacher}" in reassigned.stderr
     assert shard_files(tmp_path / "predict" / "reassign", "train-0-")

@@ -60,7 +60,11 @@ def test_teacher_learns_and_student_learns_from_the_unlabeled_stream(data, tmp_p
     assert set(results) == {"dev", "test"} and results["test"]["num_images"] == 100
     assert set(results["dev"]) == {"top_1_accuracy", "top_5_accuracy", "loss", "num_images"}
     with open(os.path.join(student_dir, "FLAGS.json")) as f:
-        flags_json = json.load(f)
+        text = f.read()
+    # Upstream main.py: json.dump(flag_values_dict()), compact, list-valued flags included.
+    assert "\n" not in text.strip() and '"unlabel_ratio": 3' in text
+    flags_json = json.loads(text)
+    assert flags_json["corruptions"] == jobs_helper.parse([]).corruptions and flags_json["corruptions"]
     assert flags_json["unlabel_ratio"] == 3 and flags_json["teacher_model_path"] == teacher_dir
     assert flags_json["seed"] == 1
     with open(os.path.join(student_dir, "model_params.txt")) as f:

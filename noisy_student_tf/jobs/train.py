@@ -10,19 +10,22 @@ import tensorflow as tf
 from absl import logging
 
 from noisy_student_tf.data import pipeline
+from noisy_student_tf.errors import CheckpointError, UserError
 from noisy_student_tf.io_utils import atomic_write_text
 from noisy_student_tf.jobs import settings as settings_lib
-from noisy_student_tf.models import describe_model
+from noisy_student_tf.models import describe_model, tf1_checkpoint
 from noisy_student_tf.training import strategy as strategy_lib
 from noisy_student_tf.training.trainer import Trainer, seed_or_random
 
 
 def write_run_files(F, settings, seed: int) -> None:
-    """FLAGS.json (every flag value, as upstream) and model_params.txt (only if absent)."""
+    """FLAGS.json (every flag value, as upstream main.py's `json.dump(flag_values_dict())`: compact, list-valued
+    flags included, plus the seed actually used) and model_params.txt (only if absent)."""
     os.makedirs(F.model_dir, exist_ok=True)
-    values = {k: v for k, v in F.flag_values_dict().items() if isinstance(v, (str, int, float, bool, type(None)))}
+    values = {k: v for k, v in F.flag_values_dict().items()
+              if isinstance(v, (str, int, float, bool, list, type(None)))}
     values["seed"] = seed
-    atomic_write_text(os.path.join(F.model_dir, "FLAGS.json"), json.dumps(values, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(os.path.join(F.model_dir, "FLAGS.json"), json.dumps(values))
     params_path = os.path.join(F.model_dir, "model_params.txt")
     if not os.path.exists(params_path):
         m = settings.model
@@ -42,13 +45,20 @@ def run(F) -> dict:
     keras.utils.set_random_seed(seed)
     train_cfg = settings_lib.train_config(F, settings, seed)
     input_cfg = settings_lib.input_config(F, settings, seed)
+    if F.teacher_model_name and not train_cfg.unlabel_ratio:
+        # Upstream restores the teacher even when no unlabeled data uses it: a missing checkpoint is an error.
+        if not F.teacher_model_path:
+            raise UserError("--teacher_model_name is set but --teacher_model_path is empty: give the teacher's "
+                            "checkpoint, or drop --teacher_model_name")
+        try:
+            tf1_checkpoint.resolve_checkpoint_path(F.teacher_model_path)
+        except CheckpointError as e:
+            raise CheckpointError(f"--teacher_model_path: {e}") from None
     trainer = Trainer(train_cfg, strategy)
     logging.info("%s", trainer.initialize())
     seed = int(trainer.seed.numpy())  # a resumed run keeps the seed it started with
     if F.seed is not None and seed != F.seed:
         logging.warning("--seed=%d ignored: resuming a run that started with seed %d", F.seed, seed)
-    if trainer.chief:
-        write_run_files(F, settings, seed)
     logging.info("model %s (%d classes, %dx%d input), precision %s, %d trainable parameters",
                  train_cfg.model.model_name, train_cfg.model.num_classes, train_cfg.model.image_size,
                  train_cfg.model.image_size, policy,
@@ -57,6 +67,8 @@ def run(F) -> dict:
     inputs = f"--label_data_dir={F.label_data_dir}"
     if train_cfg.unlabel_ratio:
         inputs += f", --unlabel_data_dir={F.unlabel_data_dir}"
+    # The run files are written once the first step has read real input: a run stopped by bad input leaves
+    # nothing behind.
     return trainer.run(lambda ctx, start: pipeline.train_dataset(
         input_cfg, F.train_batch_size, num_replicas=trainer.num_replicas, input_context=ctx, start_step=start),
-        input_description=inputs)
+        input_description=inputs, on_started=lambda: write_run_files(F, settings, seed) if trainer.chief else None)

@@ -66,7 +66,6 @@ class FilterConfig:
             raise UserError(f"--task={self.task} must be -1 (all prediction replicas) or 0..{self.total_replicas - 1}")
         if self.only_use_num_shards != -1 and not 0 < self.only_use_num_shards <= self.num_shards:
             raise UserError(f"--only_use_num_shards={self.only_use_num_shards} must be -1 or 1..{self.num_shards}")
-        filtering.check_grid_value(self.min_threshold, "min_threshold")
         if self.max_prob <= self.min_threshold:
             raise UserError(f"--max_prob={self.max_prob} must be above --min_threshold={self.min_threshold}")
         for name in ("prediction_dir", "info_dir", "prelim_stats_dir", "output_dir", "input_dir"):

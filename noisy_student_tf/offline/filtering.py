@@ -21,13 +21,6 @@ def class_names(num_classes: int) -> list[str]:
     return [str(c) for c in range(num_classes)]
 
 
-def check_grid_value(value: float, flag: str) -> None:
-    """Upstream compares min_threshold with the grid by float equality (spec §11.5 item 39)."""
-    if value not in GRID:
-        raise UserError(f"--{flag}={value} is not on the 0.01 grid of thresholds (0.0, 0.01, ..., 1.0): "
-                        "use two decimals, e.g. 0.3")
-
-
 def histogram(labels: np.ndarray, top_probs: np.ndarray, num_classes: int) -> np.ndarray:
     """[C, 101] counts: images predicted as class c with GRID[j] <= prob < GRID[j+1] (last bin: prob >= 1.0)."""
     bins = np.searchsorted(_GRID, np.asarray(top_probs, np.float64), side="right") - 1
@@ -81,6 +74,13 @@ def select_thresholds(total_counts: np.ndarray, *, num_image: int, min_threshold
                 chosen = t
                 break
         if chosen is None:
+            # Upstream get_threshold stops at the grid value equal to min_threshold (float equality), so an
+            # off-grid min_threshold works only where a higher grid value already keeps num_image images;
+            # elsewhere its `assert threshold_idx != -1` fails.
+            if min_threshold not in GRID:
+                raise UserError(f"class {c}: no threshold found: --min_threshold={min_threshold} is not on the "
+                                f"0.01 grid (0.0, 0.01, ..., 1.0) and no grid value above it keeps "
+                                f"--num_image={num_image} images of this class; use two decimals, e.g. 0.3")
             raise UserError(f"no threshold is possible: --max_prob={max_prob} must be above "
                             f"--min_threshold={min_threshold}")
         selected.append((chosen, total))

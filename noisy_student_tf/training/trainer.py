@@ -277,10 +277,13 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------
     # The loop.
 
-    def run(self, dataset_fn, input_description: str = "") -> dict:
+    def run(self, dataset_fn, input_description: str = "", on_started=None) -> dict:
         """Trains to the schedule's last step; `dataset_fn(input_context, start_step)` gives per-replica batches.
 
-        `input_description` (e.g. the data flags) goes into the message when the input turns out to be bad."""
+        `input_description` (e.g. the data flags) goes into the message when the input turns out to be bad.
+        `on_started()` is called once the first step has succeeded (its input was readable): the caller writes
+        its run files then, and nothing (no summary either) is written before it, so a run stopped by bad input
+        leaves nothing behind."""
         cfg = self.cfg
         start, last = self.step, cfg.schedule.last_step
         if start >= last:
@@ -290,14 +293,15 @@ class Trainer:
         unl_batch = math.ceil(cfg.train_batch_size * cfg.label_data_sample_prob * cfg.unlabel_ratio)
         images_per_step = cfg.train_batch_size + unl_batch
         save_every = max(cfg.save_checkpoints_steps, cfg.iterations_per_loop)  # upstream (spec §5.11)
-        writer = tf.summary.create_file_writer(cfg.model_dir) if self.chief and not cfg.skip_host_call else None
+        writer = None
         step, metrics, started, rate = start, {}, time.time(), None
         logging.info("training steps %d -> %d, %d images per step (%d labeled + %d unlabeled), %d replica(s)",
                      start, last, images_per_step, cfg.train_batch_size, unl_batch, self.num_replicas)
         while step < last:
             stops = [last] + [(step // n + 1) * n for n in (cfg.iterations_per_loop, cfg.log_step_count_steps,
                                                              save_every) if n > 0]
-            target = min(stops)
+            # The first step runs alone, so bad input is found before anything is written.
+            target = step + 1 if step == start else min(stops)
             done, tick = target - step, time.time()
             try:
                 metrics = self.train_steps(iterator, done)
@@ -305,6 +309,12 @@ class Trainer:
                 where = f" (reading {input_description})" if input_description else ""
                 raise UserError(f"bad training input near step {step}{where}: {first_line(e)}") from None
             seconds = time.time() - tick
+            first = step == start
+            if first:
+                if on_started is not None:
+                    on_started()
+                if self.chief and not cfg.skip_host_call:
+                    writer = tf.summary.create_file_writer(cfg.model_dir)
             step = target
             bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
             if bad:
@@ -313,17 +323,19 @@ class Trainer:
                     f"saved for it; the last checkpoint is {tf.train.latest_checkpoint(cfg.model_dir)}. Lower "
                     "--base_learning_rate or check the data.")
             chunk_rate = images_per_step * done / max(seconds, 1e-9)
-            rate = chunk_rate if rate is None else 0.7 * rate + 0.3 * chunk_rate
+            if not first:  # the first step also traces the step function: not a speed
+                rate = chunk_rate if rate is None else 0.7 * rate + 0.3 * chunk_rate
             if writer is not None and step % cfg.iterations_per_loop == 0:
                 with writer.as_default(step=step):
                     for name, value in metrics.items():
                         tf.summary.scalar(name, value)
                 writer.flush()
             if step % max(cfg.log_step_count_steps, 1) == 0 or step == last:
-                remaining = (last - step) * images_per_step / max(rate, 1e-9)
+                shown = rate or chunk_rate
+                remaining = (last - step) * images_per_step / max(shown, 1e-9)
                 logging.info("step %d/%d (%.1f%%) loss %.4f lab/acc %.3f lr %.3g | %.1f images/s | ETA %s",
                              step, last, 100.0 * step / last, metrics["train/loss"], metrics["lab/acc"],
-                             metrics["train/lr"], rate, format_duration(remaining))
+                             metrics["train/lr"], shown, format_duration(remaining))
             if step % save_every == 0 or step == last:
                 self.save(step)
         logging.info("finished at step %d in %s", step, format_duration(time.time() - started))
