@@ -4,10 +4,7 @@
   python convert_checkpoint.py --to_tf1 --keras_model=teacher.keras --output=ckpt/converted/model.ckpt-0
 """
 
-from noisy_student_tf.jobs import common
-from noisy_student_tf.flags import define_convert_checkpoint_flags
-from noisy_student_tf.jobs.convert_checkpoint import main
+from noisy_student_tf import cli
 
 if __name__ == "__main__":
-    define_convert_checkpoint_flags()
-    common.run(main)
+    cli.convert_checkpoint()

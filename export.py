@@ -5,11 +5,7 @@
 --predict_ckpt_path, when given, is exported instead of --model_dir's latest checkpoint.
 """
 
-from noisy_student_tf.flags import define_main_flags
-from noisy_student_tf.jobs import common
-from noisy_student_tf.jobs.export import define_export_flags, main
+from noisy_student_tf import cli
 
 if __name__ == "__main__":
-    define_main_flags()
-    define_export_flags()
-    common.run(main)
+    cli.export()

@@ -1,9 +1,7 @@
 """One command for the whole method: teacher, then N iterations of predict -> filter -> student -> eval.
 See noisy_student_tf/pipeline.py; `python iterate.py --help` lists the flags."""
 
-from noisy_student_tf import pipeline
-from noisy_student_tf.jobs import common
+from noisy_student_tf import cli
 
 if __name__ == "__main__":
-    pipeline.define_flags()
-    common.run(pipeline.main)
+    cli.iterate()

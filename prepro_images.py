@@ -4,8 +4,7 @@ DIR holds one sub-folder per class (labeled: train/dev/test shards) or only imag
 shards). Then train with --task_name=OUT/task_info.json --label_data_dir=OUT.
 """
 
-from noisy_student_tf.jobs import common, prepro_images
+from noisy_student_tf import cli
 
 if __name__ == "__main__":
-    prepro_images.define_flags()
-    common.run(prepro_images.main)
+    cli.prepro_images()

@@ -1,12 +1,6 @@
 """Direct entry point for --mode=train: python train.py [the flags of main.py]."""
 
-from absl import flags
-
-from noisy_student_tf.jobs import common
-from noisy_student_tf.flags import define_main_flags
-from noisy_student_tf.jobs.main import main
+from noisy_student_tf import cli
 
 if __name__ == "__main__":
-    define_main_flags()
-    flags.FLAGS.set_default("mode", "train")
-    common.run(main)
+    cli.train()

@@ -1,15 +1,19 @@
 """FLAGS.md, the flag reference of every entry point, generated from the absl definitions themselves so it
-cannot drift from the code: `python -m noisy_student_tf.flag_reference` rewrites it (a test compares)."""
+cannot drift from the code: `python -m noisy_student_tf.flag_reference` rewrites it (a test compares). Every
+entry point's `--help` prints its section as plain text (`program_help`). Nothing here imports TensorFlow: the
+definers come from TF-free modules (noisy_student_tf/cli.py for those whose job modules import TF)."""
 
 from __future__ import annotations
 
 import os
+import textwrap
 
 from absl import flags
 
 from noisy_student_tf import pipeline
-from noisy_student_tf.flags import define_convert_checkpoint_flags, define_filter_flags, define_main_flags
-from noisy_student_tf.jobs import export, prepro_digits, prepro_images, proc_svhn
+from noisy_student_tf.flags import (define_convert_checkpoint_flags, define_export_flags, define_filter_flags,
+                                    define_main_flags, define_prepro_images_flags, define_proc_svhn_flags)
+from noisy_student_tf.jobs import prepro_digits
 
 PROGRAMS = [
     ("main.py, train.py, eval.py, predict.py, reassign.py",
@@ -18,10 +22,10 @@ PROGRAMS = [
      [define_main_flags]),
     ("filter_unlabel.py", "The original filter_unlabel.py's flags, then ours.", [define_filter_flags]),
     ("iterate.py", "The whole method in one command (noisy_student_tf/pipeline.py).", [pipeline.define_flags]),
-    ("proc_svhn.py", "SVHN .mat files or TFDS svhn_cropped -> shards.", [proc_svhn.define_flags]),
+    ("proc_svhn.py", "SVHN .mat files or TFDS svhn_cropped -> shards.", [define_proc_svhn_flags]),
     ("prepro_digits.py", "scikit-learn's digits -> shards.", [prepro_digits.define_flags]),
-    ("prepro_images.py", "A folder of images -> shards and task_info.json.", [prepro_images.define_flags]),
-    ("export.py", "main.py's flags (those describing the model), plus:", [export.define_export_flags]),
+    ("prepro_images.py", "A folder of images -> shards and task_info.json.", [define_prepro_images_flags]),
+    ("export.py", "main.py's flags (those describing the model), plus:", [define_export_flags]),
     ("convert_checkpoint.py", "Original TF1 checkpoint <-> Keras model file.", [define_convert_checkpoint_flags]),
 ]
 PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "FLAGS.md")
@@ -53,6 +57,42 @@ def render() -> str:
     for program, about, definers in PROGRAMS:
         parts += [f"## {program}", "", about, "", program_table(definers), ""]
     return "\n".join(parts)
+
+
+def _default_text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return "''" if value == "" else str(value)
+
+
+def _groups(program: str):
+    """(heading, about, definers) of `program` (main, train, ..., prepro_images) as in FLAGS.md; export also
+    takes main.py's flags, which its section only mentions."""
+    script = f"{program}.py"
+    for heading, about, definers in PROGRAMS:
+        if script in heading.split(", "):
+            if program == "export":
+                yield PROGRAMS[0][0], "The flags describing the model, as it was trained.", [define_main_flags]
+            yield heading, about, definers
+            return
+    raise KeyError(f"unknown program {program!r}")
+
+
+def program_help(program: str, flag_values=flags.FLAGS, doc: str | None = None) -> str:
+    """`--help` of `program`: its docstring, then its flags grouped as in FLAGS.md (name, type, default and
+    meaning), with the defaults of `flag_values` (train.py and the others change some)."""
+    parts = [textwrap.dedent(doc).strip(), ""] if doc else []
+    parts += [f"Flags of {program}.py (as in FLAGS.md; --helpfull also lists absl's own):"]
+    for heading, about, definers in _groups(program):
+        names = flags.FlagValues()
+        for define in definers:
+            define(flag_values=names)
+        parts += [""] + textwrap.wrap(f"{heading}: {about}", width=100)
+        for name in names:
+            flag = flag_values[name] if name in flag_values else names[name]
+            parts.append(f"  --{name} ({flag.flag_type()}, default: {_default_text(flag.default)})")
+            parts += textwrap.wrap(flag.help, width=100, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(parts) + "\n"
 
 
 if __name__ == "__main__":

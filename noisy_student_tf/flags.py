@@ -1,5 +1,7 @@
 """absl flag definitions, grouped per entry point. Names follow the original code where it had the flag."""
 
+import types
+
 from absl import flags
 
 
@@ -57,7 +59,7 @@ IGNORED_FLAGS = ("master", "gcp_project", "tpu_zone", "steps_per_eval", "transpo
 def define_main_flags(flag_values=flags.FLAGS) -> None:
     """Every flag of the original main.py and predict_label.py (spec §1.1), same names, types and defaults,
     plus the TF2 additions at the end."""
-    from noisy_student_tf import robustness
+    from noisy_student_tf import robustness_names as robustness  # TF-free: --help must not import TF
 
     fv = dict(flag_values=flag_values)
     f = flags
@@ -196,3 +198,74 @@ def define_filter_flags(flag_values=flags.FLAGS) -> None:
     f.DEFINE_float("poll_seconds", 10, "How often to look for the files of other shards' jobs.", **fv)
     f.DEFINE_float("wait_timeout", 3600, "Give up (naming the missing files) after waiting this many seconds.",
                    **fv)
+
+
+# prepro_images.py's defaults: data/sources/image_folder.py's Options() and modes (tests/test_cli.py compares them).
+_IMAGE_FOLDER_LABEL_MODES = ("auto", "folders", "none")
+_IMAGE_FOLDER_BAD_IMAGE_MODES = ("skip", "fail")
+_IMAGE_FOLDER_DEFAULTS = types.SimpleNamespace(labels="auto", image_size=0, dev_fraction=0.1, test_fraction=0.1,
+                                               num_shards=16, seed=0, on_bad_image="skip", num_classes=0, name="",
+                                               flip=True, num_threads=0)
+_SVHN_UPSTREAM_SEED = 0  # data/sources/svhn.py's UPSTREAM_SEED
+
+
+def define_export_flags(flag_values=flags.FLAGS) -> None:
+    """What export.py adds to main.py's flags."""
+    flags.DEFINE_string("output", None, "Local directory to create with model.keras, saved_model/ and "
+                        "export_info.json; must not exist or be empty unless --overwrite.",
+                        flag_values=flag_values)
+    flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output directory (only once the new export "
+                      "is complete).", flag_values=flag_values)
+
+
+def define_proc_svhn_flags(flag_values=flags.FLAGS) -> None:
+    """proc_svhn.py's flags."""
+    fv = {"flag_values": flag_values}
+    # Upstream's four flags, with upstream's defaults (upstream proc_svhn.py).
+    flags.DEFINE_string("task_name", "svhn", "Task to prepare; only svhn exists.", **fv)
+    flags.DEFINE_string("raw_data_dir", None,
+                        "Directory holding train_32x32.mat, test_32x32.mat and extra_32x32.mat (directly or in "
+                        "downloaded_data/). Nothing is downloaded. Not used with --tfds_name.", **fv)
+    flags.DEFINE_string("output_dir", "", "TFRecord output root; extra goes to <output_dir>/unlabeled/.", **fv)
+    flags.DEFINE_bool("full_train_data", False,
+                      "No dev split: train keeps all images, dev is a copy of test, and every file is named "
+                      "<split>_full-*.", **fv)
+    # Additions.
+    flags.DEFINE_string("tfds_name", "",
+                        "Read a locally prepared TFDS data set instead of the .mat files, e.g. svhn_cropped "
+                        "(splits train/test/extra; from TFDS's data directory, $TFDS_DATA_DIR or "
+                        "~/tensorflow_datasets; never downloaded).", **fv)
+    flags.DEFINE_integer("seed", _SVHN_UPSTREAM_SEED,
+                         "Seed of the train/dev split and of the extra order; the default gives upstream's split.",
+                         **fv)
+
+
+def define_prepro_images_flags(flag_values=flags.FLAGS) -> None:
+    """prepro_images.py's flags."""
+    fv = {"flag_values": flag_values}
+    defaults = _IMAGE_FOLDER_DEFAULTS
+    flags.DEFINE_string("input_dir", None, "Folder of images: one sub-folder per class (labeled), or flat "
+                        "(unlabeled).", **fv)
+    flags.DEFINE_string("output_dir", None, "Where the shards, task_info.json and class_names.json go; unlabeled "
+                        "shards go to <output_dir>/unlabeled.", **fv)
+    flags.DEFINE_enum("labels", defaults.labels, _IMAGE_FOLDER_LABEL_MODES,
+                      "folders: each sub-folder is a class; none: every image is unlabeled; auto: folders if "
+                      "--input_dir has sub-folders.", **fv)
+    flags.DEFINE_integer("image_size", defaults.image_size, "0: keep sizes (ImageNet-style path); S: centre "
+                         "square crop resized to SxS, small-image model (32 as SVHN).", **fv)
+    flags.DEFINE_float("dev_fraction", defaults.dev_fraction, "Share of each class for dev.", **fv)
+    flags.DEFINE_float("test_fraction", defaults.test_fraction, "Share of each class for test.", **fv)
+    flags.DEFINE_integer("num_shards", defaults.num_shards, "Shards of train and of unlabeled extra (dev and test "
+                         "get half as many); never more than images.", **fv)
+    flags.DEFINE_integer("seed", defaults.seed, "Seed of the split and of the record order.", **fv)
+    flags.DEFINE_enum("on_bad_image", defaults.on_bad_image, _IMAGE_FOLDER_BAD_IMAGE_MODES,
+                      "skip: leave unreadable files out and list them in bad_images.txt; fail: stop at the first.",
+                      **fv)
+    flags.DEFINE_integer("num_classes", defaults.num_classes, "Unlabeled images only: length of the stored "
+                         "(dummy) teacher probabilities; 0 = from <output_dir>/task_info.json of labeled data.", **fv)
+    flags.DEFINE_string("name", defaults.name, "Task name in task_info.json; default: the input folder's name.",
+                        **fv)
+    flags.DEFINE_bool("flip", defaults.flip, "Random horizontal flips in training (turn off for text, digits).",
+                      **fv)
+    flags.DEFINE_integer("num_threads", defaults.num_threads, "Decoding threads; 0 = one per core (at most 8).",
+                         **fv)

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student_tf.errors import UserError
+from noisy_student_tf.robustness_names import CORRUPTIONS, DEFAULT_EPSILONS  # noqa: F401 - robustness.CORRUPTIONS
 
 # CIFAR-10-C severity parameters, severity 1..5 (in 0..1 image units unless said otherwise).
 SEVERITIES = {
@@ -29,8 +30,8 @@ SEVERITIES = {
     "jpeg_compression": (80, 65, 58, 50, 40),  # JPEG quality
     "pixelate": (0.95, 0.9, 0.85, 0.75, 0.65),  # side of the coarse image, as a fraction
 }
-CORRUPTIONS = tuple(SEVERITIES)
-DEFAULT_EPSILONS = ("1", "2", "4", "8", "16")
+# CORRUPTIONS (the names of SEVERITIES) and DEFAULT_EPSILONS live in robustness_names.py: flags.py needs them
+# without TensorFlow.
 
 
 def _gaussian_noise(x, c, seed):

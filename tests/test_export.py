@@ -16,7 +16,7 @@ import jobs_helper
 import tiny_data
 from noisy_student_tf import io_utils
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.flags import define_main_flags
+from noisy_student_tf.flags import define_export_flags, define_main_flags
 from noisy_student_tf.jobs import export
 from noisy_student_tf.tasks import get_task
 from noisy_student_tf.training import checkpoints
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 def export_job(args):
     values = flags.FlagValues()
     define_main_flags(values)
-    export.define_export_flags(values)
+    define_export_flags(values)
     values(["export.py", *args])
     return export.run(values)
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from noisy_student_tf import tasks
 from noisy_student_tf.errors import UserError
+from noisy_student_tf.flags import define_prepro_images_flags
 from noisy_student_tf.jobs import prepro_images
 
 # Parse specs written from spec §4.1 and §4.2 (not taken from the code under test).
@@ -36,7 +37,7 @@ def unlabeled_spec(num_classes):
 
 def run(*args):
     values = flags.FlagValues()
-    prepro_images.define_flags(values)
+    define_prepro_images_flags(values)
     values(["prepro_images.py", *args])
     return prepro_images.run(values)
 

@@ -12,6 +12,7 @@ from absl import flags
 
 from noisy_student_tf.data.sources import svhn
 from noisy_student_tf.errors import UserError
+from noisy_student_tf.flags import define_proc_svhn_flags
 from noisy_student_tf.jobs import proc_svhn
 
 # Small stand-ins for the three files. train must exceed the 4000 dev images; test (50 images in 64 shards)
@@ -31,7 +32,7 @@ EXTRA = {"image/encoded": tf.io.FixedLenFeature((), tf.string, ""),
 
 def run_job(*args):
     values = flags.FlagValues()
-    proc_svhn.define_flags(values)
+    define_proc_svhn_flags(values)
     values(["proc_svhn.py", *args])
     return proc_svhn.run(values)
 

@@ -68,7 +68,10 @@ def test_teacher_learns_and_student_learns_from_the_unlabeled_stream(data, tmp_p
     assert flags_json["unlabel_ratio"] == 3 and flags_json["teacher_model_path"] == teacher_dir
     assert flags_json["seed"] == 1
     with open(os.path.join(student_dir, "model_params.txt")) as f:
-        assert f.readline().strip() == "model_name: efficientnet-b0"
+        # Upstream efficientnet_builder.build_model's layout.
+        lines = f.read().split("\n")
+    assert lines[0] == "model_name= efficientnet-b0" and lines[1] == "" and lines[2].startswith("global_params= ")
+    assert lines[4].startswith("blocks_args= [BlockArgs(") and lines[5:] == ["", ""]
     # Upstream's scalar names (spec §5.3), every iterations_per_loop steps.
     assert {"lab/acc", "lab/pred_prob", "lab/loss", "unl/acc_to_dump", "unl/pred_prob", "unl/target_prob",
             "ext/loss", "train/data_loss", "train/loss", "train/lr", "train/epoch"} <= summary_tags(student_dir)

@@ -1,4 +1,4 @@
-"""What every entry point shares: quiet TF start-up and turning input errors into a clear exit."""
+"""What every entry point shares: a quick `--help`, quiet TF start-up and turning input errors into a clear exit."""
 
 from __future__ import annotations
 
@@ -12,9 +12,30 @@ from absl import app  # noqa: E402
 from noisy_student_tf.errors import UserError, is_write_failure, write_failure_message  # noqa: E402
 
 
-def run(main) -> None:
+HELP_ARGS = ("-h", "-?", "--help", "--helpshort")
+
+
+def print_help_and_exit(program: str) -> None:
+    """Print `program`'s flags (flag_reference.program_help) and exit 0. absl's own --help lists only the flags
+    of the __main__ module, and ours are defined in noisy_student_tf/flags.py and the job modules."""
+    from noisy_student_tf import cli, flag_reference
+
+    script = sys.modules.get("__main__")
+    # The top-level script's docstring (python main.py); else (console script, python -m) the cli function's.
+    doc = getattr(script, "__doc__", None) if getattr(script, "__spec__", None) is None else None
+    sys.stdout.write(flag_reference.program_help(program, doc=doc or cli.PROGRAMS[program].__doc__))
+    sys.stdout.flush()
+    sys.exit(0)
+
+
+def run(main, program: str | None = None) -> None:
     """absl `app.run(main)`, but a `UserError`, or storage refusing a write (disk full, read-only), prints one
-    clear line and exits with status 1."""
+    clear line and exits with status 1. With `program` (cli.PROGRAMS' name), `--help`, `-h` and `--helpshort`
+    print that program's flags before `main` (whose job modules import TensorFlow) is even imported."""
+    args = sys.argv[1:]
+    args = args[:args.index("--")] if "--" in args else args
+    if program is not None and any(arg in HELP_ARGS for arg in args):
+        print_help_and_exit(program)
 
     def guarded(argv):
         try:

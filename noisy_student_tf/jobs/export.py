@@ -1,8 +1,8 @@
 """`export.py`: a trained student (EMA weights) as files for serving.
 
 `--output` becomes a directory holding
-* `model.keras`: the bare network (float32 logits), for `keras.saving.load_model` after
-  `import noisy_student_tf.models` (which registers the custom layers). Its input is the image normalised as in
+* `model.keras`: the bare network (float32 logits), for plain `keras.saving.load_model(path)` (only built-in
+  Keras layers: no need to import noisy_student_tf). Its input is the image normalised as in
   training, `(x - mean) / std` per channel in 0..255 units, at the size in export_info.json.
 * `saved_model/`: a TF SavedModel whose signatures take raw images and do the eval preprocessing and the
   normalisation themselves:
@@ -40,15 +40,6 @@ from noisy_student_tf.training.trainer import normalize
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 INFO_FILE = "export_info.json"
-
-
-def define_export_flags(flag_values=flags.FLAGS) -> None:
-    """What export adds to main.py's flags (define_main_flags)."""
-    flags.DEFINE_string("output", None, "Local directory to create with model.keras, saved_model/ and "
-                        "export_info.json; must not exist or be empty unless --overwrite.",
-                        flag_values=flag_values)
-    flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output directory (only once the new export "
-                      "is complete).", flag_values=flag_values)
 
 
 class ServingModule(tf.Module):
@@ -161,7 +152,7 @@ def export_info(F, settings, prefix: str, description: str) -> dict:
         "std": list(task.std),
         "checkpoint": prefix,
         "weights": description,
-        "keras_load": "import noisy_student_tf.models, then keras.saving.load_model(path, compile=False)",
+        "keras_load": "keras.saving.load_model(path, compile=False) (built-in Keras layers only)",
         "keras_input": "float32 [N, image_size, image_size, 3] = (image - mean) / std, image in 0..255 (RGB)",
         "keras_output": "float32 logits [N, num_classes]",
         "saved_model_signatures": {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from absl import flags, logging
 
-from noisy_student_tf.data.sources import digits
 from noisy_student_tf.errors import UserError
 
 
@@ -17,6 +16,8 @@ def define_flags(flag_values=flags.FLAGS) -> None:
 def run(F) -> dict:
     if not F.output_dir:
         raise UserError("--output_dir is required")
+    from noisy_student_tf.data.sources import digits  # imports TF; defining the flags (--help) must not
+
     counts = digits.prepare(F.output_dir, seed=F.seed)
     logging.info("digits in %s: %s (use --task_name=digits)", F.output_dir,
                  ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -2,8 +2,7 @@
 
 from noisy_student_tf.models.efficientnet import (  # noqa: F401
     MODEL_TABLE,
-    HeadDropout,
-    StochasticDepth,
+    ReplicaSeedGenerator,
     freeze_layers,
     build_model,
     default_image_size,

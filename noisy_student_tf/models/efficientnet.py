@@ -10,6 +10,12 @@ Layer names follow the upstream variable scopes so the TF1 checkpoint mapping is
 `blocks_N_depthwise_bn`, `blocks_N_se_reduce`, `blocks_N_se_expand`, `blocks_N_project_conv`, `blocks_N_project_bn`
 and `blocks_N_stochastic_depth`; the stem owns `stem_conv`/`stem_bn`; the head `head_conv`, `head_bn`,
 `head_dropout` and `head_dense`.
+
+Only built-in Keras layers are used, so a saved `.keras` file loads with plain `keras.saving.load_model(path)`
+without importing this package. Stochastic depth (upstream utils.drop_connect) is a `layers.Dropout` with
+`noise_shape=(batch, 1, 1, 1)` (whole examples dropped, survivors scaled by 1 / keep, as keras.applications
+does); the head dropout is a plain `layers.Dropout`. `build_model` gives both a `ReplicaSeedGenerator` so
+tf.distribute replicas draw different masks (not part of the saved config).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import sys
 
 import keras
 import tensorflow as tf
-from keras import layers, ops
+from keras import layers
 
 # Spec §8.2 (upstream efficientnet_builder.efficientnet_params):
 # name -> (width_coefficient, depth_coefficient, resolution, dropout_rate). There is no l0/l1 upstream.
@@ -203,70 +209,38 @@ def dense_initializer(num_classes: int) -> keras.initializers.Initializer:
     return keras.initializers.RandomUniform(-limit, limit)
 
 
-def uniform_per_replica(shape, seed_generator, dtype):
-    """U[0, 1) drawn from a Keras seed generator, folded with the replica id.
+class ReplicaSeedGenerator(keras.random.SeedGenerator):
+    """A Keras seed generator whose seeds are folded with the tf.distribute replica id.
 
     Under a tf.distribute strategy every replica reads the same seed-generator state; folding in the replica
-    number gives each replica its own masks (the state still advances identically everywhere).
-    """
-    seed = tf.cast(seed_generator.next(), tf.int64)
-    context = tf.distribute.get_replica_context()
-    if context is not None and tf.distribute.has_strategy():
-        seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
-    return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype)
-
-
-@keras.saving.register_keras_serializable(package="noisy_student_tf")
-class StochasticDepth(layers.Layer):
-    """Drops the residual branch per example in training (upstream utils.drop_connect, spec §8.5).
-
-    keep = 1 - drop_rate; mask = floor(keep + U[0, 1)) per example; out = x / keep * mask.
-    In inference mode the layer is the identity.
+    number gives each replica its own masks (the state still advances identically everywhere). Outside a
+    strategy the seeds are those of a plain `SeedGenerator`.
     """
 
-    def __init__(self, drop_rate: float, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.drop_rate = float(drop_rate)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs, training=False):
-        if not training or self.drop_rate <= 0.0:
-            return inputs
-        keep = 1.0 - self.drop_rate
-        noise_shape = (ops.shape(inputs)[0], 1, 1, 1)
-        mask = ops.floor(keep + uniform_per_replica(noise_shape, self.seed_generator, inputs.dtype))
-        return inputs / keep * mask
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "drop_rate": self.drop_rate, "seed": self.seed}
+    def next(self, ordered=True):
+        seed = super().next(ordered=ordered)
+        context = tf.distribute.get_replica_context()
+        if context is not None and tf.distribute.has_strategy():
+            seed = tf.random.experimental.stateless_fold_in(
+                tf.cast(seed, tf.int64), context.replica_id_in_sync_group)
+            seed = tf.cast(seed, self.state.dtype)
+        return seed
 
 
-@keras.saving.register_keras_serializable(package="noisy_student_tf")
-class HeadDropout(layers.Layer):
-    """Inverted dropout before the classifier (tf.nn.dropout semantics), with per-replica masks."""
+def _dropout(rate: float, name: str, noise_shape=None) -> layers.Dropout:
+    """A built-in `layers.Dropout` (so a saved .keras file names only Keras classes) with per-replica masks.
 
-    def __init__(self, rate: float, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.rate = float(rate)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, inputs, training=False):
-        if not training or self.rate <= 0.0:
-            return inputs
-        keep = 1.0 - self.rate
-        mask = ops.floor(keep + uniform_per_replica(ops.shape(inputs), self.seed_generator, inputs.dtype))
-        return inputs / keep * mask
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+    The layer's `seed_generator` is swapped for a `ReplicaSeedGenerator`. It is not part of the layer config,
+    so a reloaded model gets a plain `SeedGenerator` (same distribution, replicas no longer decorrelated);
+    its state variable (path `.../seed_generator_state`) is tracked by the layer like the original one, so
+    `model.variables` still lists exactly one seed state per dropout layer.
+    """
+    layer = layers.Dropout(rate, noise_shape=noise_shape, name=name)
+    old = layer.seed_generator
+    new = ReplicaSeedGenerator(layer.seed, name=old.name)
+    layer._tracker.replace_tracked_value("seed_generators", old, new)
+    layer.seed_generator = new
+    return layer
 
 
 def _batch_norm(params: GlobalParams, name: str, synchronized: bool) -> layers.BatchNormalization:
@@ -314,7 +288,10 @@ def _mbconv_block(x, block: BlockArgs, params: GlobalParams, index: int, drop_ra
 
     if block.id_skip and block.strides == (1, 1) and block.input_filters == block.output_filters:
         if drop_rate > 0:
-            x = StochasticDepth(drop_rate, name=prefix + "stochastic_depth")(x)
+            # Upstream utils.drop_connect: keep = 1 - rate, mask = floor(keep + U[0, 1)) per example,
+            # out = x / keep * mask. Dropout with noise_shape (batch, 1, 1, 1) drops the same whole examples
+            # with the same probability and the same inverted scaling (keras.applications does the same).
+            x = _dropout(drop_rate, prefix + "stochastic_depth", noise_shape=(None, 1, 1, 1))(x)
         x = layers.Add(name=prefix + "add")([x, inputs])
     return x
 
@@ -388,7 +365,8 @@ def build_model(
     x = layers.Activation("swish", name="head_swish")(x)
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     if params.dropout_rate > 0:
-        x = HeadDropout(params.dropout_rate, name="head_dropout")(x)
+        # Upstream efficientnet_model.py, Model.call: tf.nn.dropout (inverted) before the classifier.
+        x = _dropout(params.dropout_rate, "head_dropout")(x)
     x = layers.Dense(num_classes, kernel_initializer=dense_initializer(num_classes), name="head_dense")(x)
     # Logits stay float32 under a mixed-precision policy (spec §5.2 item 4).
     logits = layers.Activation("linear", dtype="float32", name="logits")(x)
@@ -411,18 +389,38 @@ def _allow_deep_graph_walks(num_blocks: int) -> None:
 
 def freeze_layers(model: keras.Model, fix_layer_num: int) -> None:
     """Upstream fix_layer_num (spec §8.6): -1 trains everything; otherwise the stem and blocks 0 .. N-1 are
-    frozen (not trainable, BN in inference mode). The head always trains."""
+    frozen. The head always trains.
+
+    Upstream (efficientnet_model.py, Model.call) calls each block with `training=training and
+    idx >= FLAGS.fix_layer_num`, and MBConvBlock.call drops the residual branch (utils.drop_connect) only
+    in training mode: a frozen block runs its BN in inference mode and never drops or rescales its residual
+    branch. Here the frozen layers get `trainable=False` (Keras BN
+    then uses its moving statistics) and each frozen block's stochastic-depth `Dropout` gets rate 0, so it is
+    the identity in training too. Call this before the model is traced (compiled steps keep the old rate).
+    """
     if fix_layer_num == -1:
         return
     for layer in model.layers:
         match = re.match(r"blocks_(\d+)_", layer.name)
         if layer.name.startswith("stem_") or (match and int(match.group(1)) < fix_layer_num):
             layer.trainable = False
+            if isinstance(layer, layers.Dropout):
+                # Upstream: training=training and idx >= FLAGS.fix_layer_num (no drop in frozen blocks).
+                layer.rate = 0.0
 
 
 def describe_model(model_name: str, num_classes: int, **overrides) -> str:
-    """Upstream's model_params.txt content: the model name, global parameters and block arguments."""
+    """The text of model_params.txt, in upstream efficientnet_builder.build_model's layout.
+
+    Args:
+        model_name: A name from `MODEL_TABLE`.
+        num_classes: Number of output classes.
+        **overrides: The keyword overrides of `get_model_params` (dropout, stochastic depth, width, depth,
+            small_image_model).
+
+    Returns:
+        `model_name= ...`, `global_params= ...` and `blocks_args= ...` (the stages), each followed by a blank
+        line, as upstream writes them (the values are our dataclasses' reprs).
+    """
     params, stages = get_model_params(model_name, num_classes, **overrides)
-    lines = [f"model_name: {model_name}", f"global_params: {params}"]
-    lines += [f"block_args: {stage}" for stage in stages]
-    return "\n".join(lines) + "\n"
+    return f"model_name= {model_name}\n\nglobal_params= {params}\n\nblocks_args= {stages}\n\n"

@@ -1,0 +1,127 @@
+"""The entry points, one function per program: the top-level scripts (main.py, train.py, ...), the console
+scripts of an installed package (noisy-student-main, ...) and `python -m noisy_student_tf <program>` all call
+these. Each defines its program's flags and hands its job to `noisy_student_tf.jobs.common.run`, which prints
+`--help` before anything imports TensorFlow; the job module (which does) is imported only to run it.
+
+Defining flags must therefore not import TensorFlow: every program's flags are defined in TF-free modules
+(noisy_student_tf/flags.py, pipeline.py, jobs/prepro_digits.py)."""
+
+from __future__ import annotations
+
+import importlib
+
+from absl import flags
+
+from noisy_student_tf.flags import (define_convert_checkpoint_flags, define_export_flags, define_filter_flags,
+                                    define_main_flags, define_prepro_images_flags, define_proc_svhn_flags)
+from noisy_student_tf.jobs import common
+
+def _job(module: str, name: str = "main"):
+    """`module.name`, imported when the job runs (after --help had its chance): job modules import TF."""
+
+    def main(argv):
+        return getattr(importlib.import_module(module), name)(argv)
+
+    return main
+
+
+def _main_program(program: str, **defaults) -> None:
+    define_main_flags()
+    for name, value in defaults.items():
+        flags.FLAGS.set_default(name, value)
+    common.run(_job("noisy_student_tf.jobs.main"), program=program)
+
+
+def main() -> None:
+    """Upstream-compatible entry point: python main.py --mode=train|eval|predict|train_and_eval [upstream flags]."""
+    _main_program("main")
+
+
+def train() -> None:
+    """Direct entry point for --mode=train: python train.py [the flags of main.py]."""
+    _main_program("train", mode="train")
+
+
+def eval() -> None:  # noqa: A001 - the program is called eval (eval.py)
+    """Direct entry point for --mode=eval: python eval.py [the flags of main.py]."""
+    _main_program("eval", mode="eval")
+
+
+def predict() -> None:
+    """Direct entry point for --mode=predict: python predict.py --shard=3 [the flags of main.py]."""
+    _main_program("predict", mode="predict")
+
+
+def reassign() -> None:
+    """Direct entry point for re-labelling filtered shards (main.py --mode=predict --reassign_label=True)."""
+    _main_program("reassign", mode="predict", reassign_label=True, file_prefix="train")
+
+
+def filter_unlabel() -> None:
+    """Entry point of the filtering and balancing step (upstream filter_unlabel.py, same flags)."""
+    define_filter_flags()
+    common.run(_job("noisy_student_tf.jobs.filter_unlabel"), program="filter_unlabel")
+
+
+def iterate() -> None:
+    """One command for the whole method: teacher, then N iterations of predict -> filter -> student -> eval.
+    See noisy_student_tf/pipeline.py; `python iterate.py --help` lists the flags."""
+    from noisy_student_tf import pipeline  # TF-free at import: it imports the jobs when they run
+
+    pipeline.define_flags()
+    common.run(pipeline.main, program="iterate")
+
+
+def export() -> None:
+    """Export a trained model (EMA weights) for serving: model.keras, a SavedModel and export_info.json.
+
+      python export.py --model_dir=ckpt/student --output=export/student [the flags the model was trained with]
+
+    --predict_ckpt_path, when given, is exported instead of --model_dir's latest checkpoint.
+    """
+    define_main_flags()
+    define_export_flags()
+    common.run(_job("noisy_student_tf.jobs.export"), program="export")
+
+
+def convert_checkpoint() -> None:
+    """Convert an original TF1 EfficientNet checkpoint to a Keras model file, or back (--to_tf1).
+
+      python convert_checkpoint.py --tf1_ckpt=ckpt/teacher_ckpt/model.ckpt --small_image_model --output=teacher.keras
+      python convert_checkpoint.py --to_tf1 --keras_model=teacher.keras --output=ckpt/converted/model.ckpt-0
+    """
+    define_convert_checkpoint_flags()
+    common.run(_job("noisy_student_tf.jobs.convert_checkpoint"), program="convert_checkpoint")
+
+
+def proc_svhn() -> None:
+    """Prepare SVHN from local files: python proc_svhn.py --raw_data_dir=data/svhn/raw --output_dir=data/svhn/proc
+    [--full_train_data] [--tfds_name=svhn_cropped] [--seed=0]. Nothing is downloaded."""
+    define_proc_svhn_flags()
+    common.run(_job("noisy_student_tf.jobs.proc_svhn"), program="proc_svhn")
+
+
+def prepro_digits() -> None:
+    """Prepare the bundled digits task: python prepro_digits.py [--output_dir=data/digits/proc] [--seed=0]."""
+    from noisy_student_tf.jobs import prepro_digits as job  # TF-free at import: it imports the data source in run
+
+    job.define_flags()
+    common.run(job.main, program="prepro_digits")
+
+
+def prepro_images() -> None:
+    """Your own images as shards: python prepro_images.py --input_dir=DIR --output_dir=OUT [--image_size=32] ...
+
+    DIR holds one sub-folder per class (labeled: train/dev/test shards) or only images (unlabeled: OUT/unlabeled/extra
+    shards). Then train with --task_name=OUT/task_info.json --label_data_dir=OUT.
+    """
+    define_prepro_images_flags()
+    common.run(_job("noisy_student_tf.jobs.prepro_images"), program="prepro_images")
+
+
+# `python -m noisy_student_tf <program>` and the console scripts (pyproject.toml) use these names.
+PROGRAMS = {
+    "main": main, "train": train, "eval": eval, "predict": predict, "reassign": reassign,
+    "filter_unlabel": filter_unlabel, "iterate": iterate, "export": export, "convert_checkpoint": convert_checkpoint,
+    "proc_svhn": proc_svhn, "prepro_digits": prepro_digits, "prepro_images": prepro_images,
+}
