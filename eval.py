@@ -3,4 +3,4 @@
 from noisy_student_tf import cli
 
 if __name__ == "__main__":
-    cli.eval()
+    cli.evaluate()

@@ -42,7 +42,7 @@ def train() -> None:
     _main_program("train", mode="train")
 
 
-def eval() -> None:  # noqa: A001 - the program is called eval (eval.py)
+def evaluate() -> None:
     """Direct entry point for --mode=eval: python eval.py [the flags of main.py]."""
     _main_program("eval", mode="eval")
 
@@ -121,7 +121,7 @@ def prepro_images() -> None:
 
 # `python -m noisy_student_tf <program>` and the console scripts (pyproject.toml) use these names.
 PROGRAMS = {
-    "main": main, "train": train, "eval": eval, "predict": predict, "reassign": reassign,
+    "main": main, "train": train, "eval": evaluate, "predict": predict, "reassign": reassign,
     "filter_unlabel": filter_unlabel, "iterate": iterate, "export": export, "convert_checkpoint": convert_checkpoint,
     "proc_svhn": proc_svhn, "prepro_digits": prepro_digits, "prepro_images": prepro_images,
 }

@@ -129,8 +129,12 @@ def test_unknown_model_name_and_bad_values_are_clear_errors():
 
 def test_model_description_lists_global_params_and_stages():
     text = efficientnet.describe_model("efficientnet-b0", 10, small_image_model=True, dropout_rate=0.5)
-    lines = text.splitlines()
-    assert lines[0] == "model_name: efficientnet-b0"
-    assert "dropout_rate=0.5" in lines[1] and "small_image_model=True" in lines[1]
-    assert len([l for l in lines if l.startswith("block_args:")]) == 7
-    assert "strides=(1, 1)" in lines[3]  # stage 2 of the small-image variant
+    # Upstream efficientnet_builder.build_model: model_name= / global_params= / blocks_args=, blank lines between.
+    lines = text.split("\n")
+    assert lines[0] == "model_name= efficientnet-b0" and lines[1] == "" and lines[3] == ""
+    assert lines[2].startswith("global_params= ")
+    assert "dropout_rate=0.5" in lines[2] and "small_image_model=True" in lines[2]
+    assert lines[4].startswith("blocks_args= [") and lines[4].count("BlockArgs(") == 7
+    stages = lines[4].split("BlockArgs(")[1:]
+    assert "strides=(1, 1)" in stages[1] and "strides=(1, 1)" in stages[2]  # stages 2, 3 of the small variant
+    assert text.endswith("\n\n")
