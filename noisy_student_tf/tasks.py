@@ -1,4 +1,5 @@
-"""Per-task facts (upstream task_info.py, spec §9.1, §1.1): classes, sizes, normalisation, flips.
+"""Per-task facts (upstream `task_info.py`, and the svhn overrides of `main.py`, `main`): classes, sizes,
+normalisation, flips.
 
 `--task_name` is one of the built-in tasks below, or the path of a `task_info.json` describing your own data
 (prepro_images.py writes one; `TaskInfo` fields as keys).
@@ -36,7 +37,8 @@ TASKS = {
     "imagenet": TaskInfo("imagenet", _x255((0.485, 0.456, 0.406)), _x255((0.229, 0.224, 0.225)),
                          num_train_images=1281167, num_eval_images=50000, num_test_images=None),
     # Upstream: SVHN statistics, 73257 - 4000 train, 4000 dev, 26032 test; svhn forces 10 classes, the
-    # small-image model and 32x32 input, and is never flipped (spec §1.1, §9.3).
+    # small-image model and 32x32 input, and is never flipped (`main.py`, `main`;
+    # `preprocessing.py`, `_cifar10_preprocess_for_train`).
     "svhn": TaskInfo("svhn", _x255((0.4376821, 0.4437697, 0.47280442)),
                      _x255((0.19803012, 0.20101562, 0.19703614)),
                      num_train_images=69257, num_eval_images=4000, num_test_images=26032,

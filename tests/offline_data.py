@@ -1,4 +1,5 @@
-"""Crafted inputs of the offline stages, written by hand from the formats of spec §4.3-4.4 (not by our tools)."""
+"""Crafted inputs of the offline stages, written by hand from the formats of upstream
+`predict_label.py`, `run_prediction` and `get_num_image` (not by our tools)."""
 
 import json
 import os
@@ -29,14 +30,16 @@ def write(path, serialized):
 
 
 def write_image_shard(path, labels, seed=0, size=16):
-    """Unlabeled shard as proc_svhn writes `extra` (spec §4.2): JPEG, dummy teacher fields, true label + 1."""
+    """Unlabeled shard as upstream `proc_svhn.py`, `save_tfrecord`, writes `extra`: JPEG, dummy teacher fields,
+    true label + 1."""
     images = tiny_data.class_images(labels, np.random.RandomState(seed), size)
     write(path, (example(image__encoded=tiny_data.jpeg(img), probabilities=np.zeros(10, np.float32), label=0,
                          prob=np.float32(0), image__class__label=int(y) + 1) for img, y in zip(images, labels)))
 
 
 def write_predictions(root, shard, num_shards, probabilities, worker=0):
-    """Upstream predict output (spec §4.3) and info file (§4.4) for one shard and worker."""
+    """Upstream predict output (`predict_label.py`, `run_prediction`) and info file (`get_num_image`) for one shard
+    and worker."""
     probabilities = np.asarray(probabilities, np.float32)
     write(os.path.join(root, "predict_label", "train-info-%05d-of-%05d-%05d" % (shard, num_shards, worker)),
           (example(probabilities=p, classes=int(np.argmax(p))) for p in probabilities))

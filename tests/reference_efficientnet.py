@@ -1,16 +1,18 @@
-"""Test oracle: upstream variable names and shapes written straight from the spec's tables (§8.1, §8.2, §8.9).
+"""Test oracle: upstream variable names and shapes written by hand from upstream `efficientnet_builder.py`
+(`efficientnet`, `efficientnet_params`) and the variable scopes of `efficientnet_model.py` (`MBConvBlock`, `Model`).
 
-Independent of the package: it uses the spec's *derived* columns (stem/head channels, repeats, output channels
+Independent of the package: it uses columns worked out by hand (stem/head channels, repeats, output channels
 per stage) as data instead of the rounding rules, and lists names in upstream's order.
 """
 
 import math
 
-# Spec §8.1: per-stage kernel size and expand ratio (same for every model).
+# Upstream `efficientnet_builder.py`, `efficientnet`: per-stage kernel size and expand ratio (same for every model).
 KERNELS = (3, 3, 5, 3, 5, 5, 3)
 EXPANDS = (1, 6, 6, 6, 6, 6, 6)
 
-# Spec §8.2: name -> (stem ch, head ch, total blocks, repeats per stage, out ch per stage).
+# From upstream `efficientnet_builder.py`, `efficientnet_params`: name -> (stem ch, head ch, total blocks, repeats
+# per stage, out ch per stage).
 SPEC_TABLE = {
     "efficientnet-b0": (32, 1280, 16, (1, 2, 2, 3, 3, 4, 1), (16, 24, 40, 80, 112, 192, 320)),
     "efficientnet-b1": (32, 1280, 23, (2, 3, 3, 4, 4, 5, 2), (16, 24, 40, 80, 112, 192, 320)),

@@ -1,5 +1,5 @@
-"""The EfficientNet family: structure, sizes, initialisers and noise, checked against the spec's tables and
-keras.applications."""
+"""The EfficientNet family: structure, sizes, initialisers and noise, checked against tables written by hand
+from upstream `efficientnet_builder.py` (reference_efficientnet.py) and keras.applications."""
 
 import math
 
@@ -59,7 +59,8 @@ def test_block_strings_decode_to_the_spec_table():
 def test_small_image_model_keeps_resolution_in_stages_two_and_three(small, size, head_hw):
     model = build_model("efficientnet-b0", 10, small_image_model=small)
     assert model.input_shape == (None, size, size, 3)
-    # Spec §8.4 spatial sizes for 32x32: stem 16, stages 1-3 16, 4-5 8, 6-7 4.
+    # Spatial sizes for 32x32 with upstream's small-image strides (`efficientnet_builder.py`, `efficientnet`):
+    # stem 16, stages 1-3 16, 4-5 8, 6-7 4.
     expected = {0: 16, 2: 16, 4: 16, 5: 8, 10: 8, 11: 4, 15: 4} if small else {0: 112, 2: 56, 4: 28, 15: 7}
     for index, hw in expected.items():
         assert model.get_layer(f"blocks_{index}_project_bn").output.shape[1:3] == (hw, hw)

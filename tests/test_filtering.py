@@ -1,4 +1,5 @@
-"""filter_unlabel against a hand computation of spec §6.4-6.5 on crafted predictions with known confidences.
+"""filter_unlabel against a hand computation of upstream `filter_unlabel.py` (`get_threshold`, `get_keep_image_idx`) on
+crafted predictions with known confidences.
 
 Three classes over two shards (confidences sit inside their 0.01 bins, since e.g. float32(0.95) < 0.95 falls in
 bin 0.94, upstream and here alike), min_threshold 0.4, max_prob 0.96, num_image 250:

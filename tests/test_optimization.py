@@ -1,4 +1,5 @@
-"""Optimisation against TF1 oracles: RMSProp (spec §5.7), EMA (§5.8), and the LR schedule's numbers (§5.6)."""
+"""Optimisation against TF1 oracles: RMSProp (upstream `utils.py`, `build_optimizer`), EMA (`main.py`, `model_fn`),
+and the LR schedule's numbers (`model_fn` with `utils.py`, `build_learning_rate`)."""
 
 import math
 

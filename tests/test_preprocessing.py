@@ -1,4 +1,5 @@
-"""Preprocessing paths of spec §9.2-9.5: crops, resizes, flips, the small-image recipe, augment names."""
+"""Preprocessing paths of upstream `preprocessing.py`, `preprocess_image`, and `data_input.py`: crops, resizes,
+flips, the small-image recipe, augment names."""
 
 import numpy as np
 import pytest
@@ -114,7 +115,8 @@ def test_augment_names():
     with pytest.raises(UserError, match="unknown augment_name 'autoaugment'"):
         pp.preprocess_image(SMALL, is_training=True, image_size=32, small_image_model=True,
                             augment_name="autoaugment")
-    # Spec §9.5: unl_aug 'default' follows augment_name; anything else replaces it for unlabeled images.
+    # Upstream `data_input.py`, `unl_dst_parser`: unl_aug 'default' follows augment_name; anything else
+    # replaces it for unlabeled images.
     assert pp.unlabeled_augment_name("v1", "default") == "v1"
     assert pp.unlabeled_augment_name(None, "v1") == "v1"
     assert pp.unlabeled_augment_name("v1", "") is None

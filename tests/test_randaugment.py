@@ -182,8 +182,8 @@ def test_cutout_centre_is_uniform_over_the_image():
     assert stats.chisquare(counts).pvalue > 1e-3
 
 
-# Spec §9.6 table: M -> Rotate, Posterize bits, Solarize threshold, SolarizeAdd, enhance factor, shear,
-# translate (const 100, const 4), cutout pad (const 40, const 4).
+# Worked out by hand from upstream `randaugment.py`, `level_to_arg`: M -> Rotate, Posterize bits, Solarize threshold,
+# SolarizeAdd, enhance factor, shear, translate (const 100, const 4), cutout pad (const 40, const 4).
 MAGNITUDE_TABLE = [
     (5, 15, 2, 128, 55, 1.0, 0.15, 50, 2.0, 20, 2),
     (6, 18, 2, 153, 66, 1.18, 0.18, 60, 2.4, 24, 2),

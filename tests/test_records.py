@@ -1,4 +1,5 @@
-"""Record formats (spec §4): names, and the pseudo-label records we encode without building protobufs."""
+"""Record formats (as upstream `data_input.py`, `predict_label.py`, `filter_unlabel.py` and `proc_svhn.py` use them):
+names, and the pseudo-label records we encode without building protobufs."""
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def test_pseudo_label_encoding_parses_like_a_built_example(num_classes, label, i
     }))
     # Protobuf's own parser reads our bytes back into the same message ...
     assert tf.train.Example.FromString(encoded) == built
-    # ... and TensorFlow's training-time parser (spec §4.2) gets the same values.
+    # ... and TensorFlow's training-time parser (upstream `data_input.py`, `unl_dst_parser`) gets the same values.
     parsed = tf.io.parse_single_example(encoded, records.unlabeled_features(num_classes))
     assert parsed["image/encoded"].numpy() == image
     assert int(parsed["label"]) == label and parsed["prob"].numpy() == prob

@@ -1,4 +1,5 @@
-"""Original TF1 checkpoints: the name mapping, EMA-aware loading, export, and clear errors (spec §5.8, §5.9, §8.9)."""
+"""Original TF1 checkpoints: the name mapping, EMA-aware loading, export, and clear errors (upstream `utils.py`,
+`get_assignment_map_from_checkpoint`, and the variable scopes of `efficientnet_model.py`)."""
 
 import os
 
@@ -23,7 +24,8 @@ def random_bn_statistics(model, rng):
 
 
 def keras_application_as_tf1(app, scope):
-    """{upstream name: value} of a keras.applications EfficientNet, via the spec's naming rules."""
+    """{upstream name: value} of a keras.applications EfficientNet, via upstream's variable scopes
+    (`efficientnet_model.py`)."""
     tensors = {}
     for layer_name, upstream in keras_application_scopes(app).items():
         layer = app.get_layer(layer_name)

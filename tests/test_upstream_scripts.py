@@ -1,4 +1,4 @@
-"""The original local_scripts/svhn/run.sh and svhn_offline.sh command lines run unchanged (spec §2.1), on small
+"""The original local_scripts/svhn/run.sh and svhn_offline.sh command lines run unchanged, on small
 data laid out where the scripts expect it. Only --train_steps=1 is appended: the scripts' 109474 steps of a
 full EfficientNet-B0 at 128 + 640 images per step would take days on this machine."""
 
@@ -17,7 +17,7 @@ from noisy_student_tf.models.tf1_checkpoint import tf1_weight_names
 from tf1_writer import write_tf1_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# All main.py calls of the scripts pass these (spec §2).
+# All main.py calls of the upstream scripts (`local_scripts/svhn/*.sh`) pass these.
 BASE = "--use_tpu=False --use_bfloat16=False"
 RUN_SH_TRAIN = (
     "main.py --model_name=efficientnet-b0 --task_name=svhn --mode=train --train_batch_size=128 "
@@ -38,7 +38,8 @@ OFFLINE_TRAIN = (
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """The layout prepro.sh, the teacher download and filter_unlabel.sh leave behind (spec §3)."""
+    """The layout upstream's `local_scripts/svhn/prepro.sh`, the teacher download and filter_unlabel.sh leave
+    behind."""
     root = tmp_path_factory.mktemp("svhn_repo")
     proc = root / "data" / "svhn" / "proc"
     tiny_data.write_labeled(proc, "train", tiny_data.balanced_labels(13), num_shards=4)

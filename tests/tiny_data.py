@@ -1,4 +1,5 @@
-"""Tiny, separable image data written in the upstream TFRecord formats (spec §4.1, §4.2)."""
+"""Tiny, separable image data written in the upstream TFRecord formats (`data_input.py`, `dataset_parser`
+and `unl_dst_parser`)."""
 
 import os
 

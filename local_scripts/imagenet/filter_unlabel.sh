@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Filter and balance (spec §2.2): no argument = both phases over every shard in one process (--all_shards);
-# 1 or 0 = upstream's per-shard phase loop, the master (shard 0) last.
+# Filter and balance (upstream `imagenet/filter_unlabel.sh`): no argument = both phases over every shard in one
+# process (--all_shards); 1 or 0 = upstream's per-shard phase loop, the master (shard 0) last.
 source "$(dirname "$0")/common.sh"
 require unlabel_data_dir
 filter_flags=(--input_dir="${unlabel_data_dir}" --file_prefix=extra --info_dir="${data_root}/info"

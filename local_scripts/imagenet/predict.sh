@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Predict every unlabeled shard with the teacher (spec §2.2). Fixed: the original read the (empty) predict
-# directory instead of the unlabeled shards (spec §11.1 item 3). SHARDS=0,1,2 limits the shards (parallel jobs).
+# Predict every unlabeled shard with the teacher (upstream `imagenet/predict.sh`). Fixed: the original read the
+# (empty) predict directory (`--label_data_dir=${data_root}`) instead of the unlabeled shards. SHARDS=0,1,2 limits
+# the shards (parallel jobs).
 source "$(dirname "$0")/common.sh"
 require unlabel_data_dir teacher_model_name teacher_ckpt
 "${python_bin}" main.py "${base_flags[@]}" --mode=predict --model_name="${teacher_model_name}" \

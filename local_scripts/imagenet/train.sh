@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The student with an online teacher (spec §2.2). Per-model flags of the original, to pass in EXTRA_FLAGS:
+# The student with an online teacher (upstream `imagenet/train.sh`). Per-model flags of the original, to pass in
+# EXTRA_FLAGS:
 #   B0: --unlabel_ratio=1 --train_ratio=2        B1: --unlabel_ratio=3 --train_ratio=2
 #   B2: --unlabel_ratio=3 --train_ratio=2 --augment_name=v1 --randaug_mag=6
 #   B3: ... --randaug_mag=12   B4: ... --randaug_mag=15 (all --train_ratio=2)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The student from stored, filtered pseudo labels (spec §2.2). The original train_offline.sh was a copy of
-# train.sh with an online teacher (spec §11.1 item 2); this one trains offline from filter_unlabel.sh's output.
+# The student from stored, filtered pseudo labels (upstream README.md's `run_offline.sh` step). The original
+# train_offline.sh was a byte-identical copy of train.sh with an online teacher; this one trains offline from
+# filter_unlabel.sh's output.
 source "$(dirname "$0")/common.sh"
 require label_data_dir model_name
 "${python_bin}" main.py "${base_flags[@]}" --mode=train --model_name="${model_name}" \

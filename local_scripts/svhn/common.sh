@@ -12,7 +12,7 @@ predict_root=${PREDICT_ROOT:-${data_root}/predict}
 teacher_ckpt=${TEACHER_CKPT:-./ckpt/teacher_ckpt}
 model_dir=${MODEL_DIR:-./ckpt/exp_1}
 num_shards=${NUM_SHARDS:-128}
-# Flags every main.py call of the original scripts passed (spec §2), plus any of yours.
+# Flags every main.py call of the original scripts passed (upstream `local_scripts/svhn/*.sh`), plus any of yours.
 read -r -a extra_flags <<< "${EXTRA_FLAGS:-}"
 base_flags=(--model_name=efficientnet-b0 --task_name=svhn --use_tpu=False --use_bfloat16=False "${extra_flags[@]}")
 all_shards=$(seq -s, 0 $((num_shards - 1)))

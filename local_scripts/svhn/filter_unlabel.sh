@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Steps 4-5 (spec §2.1): filter the predictions by confidence and balance the classes.
+# Steps 4-5 (upstream `svhn/filter_unlabel.sh`): filter the predictions by confidence and balance the classes.
 #   bash filter_unlabel.sh       both phases, every shard, in one process on all cores (--all_shards)
 #   bash filter_unlabel.sh 1     upstream's phase 1 (statistics), one job per shard, the master (0) last
 #   bash filter_unlabel.sh 0     upstream's phase 2 (write the filtered shards), likewise

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Step 3 (spec §2.1): predict every unlabeled shard with the teacher's EMA weights.
-# Fixed: the original passed the (empty) predict directory as --label_data_dir (spec §11.1 item 3); this reads
+# Step 3 (upstream `svhn/predict.sh`): predict every unlabeled shard with the teacher's EMA weights.
+# Fixed: the original passed the (empty) predict directory as --label_data_dir (`${data_root}`); this reads
 # the unlabeled shards. All shards run in one process (a comma list of --shard_id); finished shards are skipped.
 source "$(dirname "$0")/common.sh"
 require_teacher

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Step 1 (spec §2.1): SVHN .mat files in data/svhn/raw/ (or a prepared TFDS svhn_cropped: set
+# Step 1 (upstream `svhn/prepro.sh`): SVHN .mat files in data/svhn/raw/ (or a prepared TFDS svhn_cropped: set
 # PROC_FLAGS=--tfds_name=svhn_cropped) -> data/svhn/proc/{train,dev,test}-* and proc/unlabeled/extra-*.
 # Nothing is downloaded. The original also fetched a teacher checkpoint whose link is dead: see train_teacher.sh.
 source "$(dirname "$0")/common.sh"

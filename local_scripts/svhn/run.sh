@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Step 2 (spec §2.1): the student with an online teacher (98.6% in the original README), then eval.
+# Step 2 (upstream `svhn/run.sh`): the student with an online teacher (98.6% in the original README), then eval.
 # The teacher is TEACHER_CKPT: a model_dir of ours (train_teacher.sh) or the original TF1 checkpoint.
 # Unlike the original, ckpt/exp_1 is not deleted first: a re-run resumes. Delete it to start over.
 source "$(dirname "$0")/common.sh"

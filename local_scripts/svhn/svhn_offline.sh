@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Step 6 (spec §2.1): the student from the stored, filtered pseudo labels (no teacher at training time), then
-# eval. Point UNLABEL_DATA_DIR at reassign's output to train from re-assigned labels.
+# Step 6 (upstream `svhn/svhn_offline.sh`): the student from the stored, filtered pseudo labels (no teacher at
+# training time), then eval. Point UNLABEL_DATA_DIR at reassign's output to train from re-assigned labels.
 # Unlike the original, ckpt/exp_1 is not deleted first: a re-run resumes. Delete it to start over.
 source "$(dirname "$0")/common.sh"
 "${python_bin}" main.py "${base_flags[@]}" --mode=train --train_batch_size=128 --iterations_per_loop=1000 \

@@ -1,4 +1,5 @@
-"""RandAugment exactly as the original Noisy Student code applies it (spec §9.6), in core TF ops.
+"""RandAugment exactly as the original Noisy Student code applies it (upstream `randaugment.py`,
+`distort_image_with_randaugment`), in core TF ops.
 
 The public names mirror the original `randaugment.py`, so ported code changes one import:
 `NAME_TO_FUNC` maps each upstream op name to a function of a uint8 HWC image and the op's already-computed
@@ -84,7 +85,7 @@ def _uniform_fill(replace) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Colour ops (PIL's definitions, spec §9.6).
+# Colour ops (PIL's definitions, as in upstream `randaugment.py`).
 
 def blend(image1, image2, factor):
     """image1 + factor * (image2 - image1) in float32, clipped to [0, 255] and truncated to uint8.
@@ -157,21 +158,23 @@ def invert(image):
 
 
 def _wrap_to_uint8(value):
-    """Upstream passed Python ints to uint8 ops; TF1 converted them modulo 256 (spec §12)."""
+    """Upstream passed Python ints to uint8 ops (`randaugment.py`, `solarize` and `posterize`); TF1 converted them
+    modulo 256."""
     if isinstance(value, int):
         return tf.constant(value % 256, tf.uint8)
     return tf.cast(tf.math.floormod(tf.cast(value, tf.int32), 256), tf.uint8)
 
 
 def posterize(image, bits):
-    """Keep the top `bits` bits. Shift 8 - bits wraps to uint8 and TF clamps shifts to [0, 7] (spec §12)."""
+    """Keep the top `bits` bits. Shift 8 - bits wraps to uint8 and TF clamps shifts to [0, 7]
+    (upstream `randaugment.py`, `posterize`)."""
     image = check_image(image)
     shift = _wrap_to_uint8(8 - bits)
     return tf.bitwise.left_shift(tf.bitwise.right_shift(image, shift), shift)
 
 
 def solarize(image, threshold=128):
-    """Invert pixels at or above `threshold` (wrapped modulo 256 like upstream, spec §12)."""
+    """Invert pixels at or above `threshold` (wrapped modulo 256 like upstream `randaugment.py`, `solarize`)."""
     image = check_image(image)
     return tf.where(image < _wrap_to_uint8(threshold), image, 255 - image)
 
@@ -196,7 +199,8 @@ def contrast(image, factor):
 
 
 def contrast_upstream(image, factor):
-    """Upstream's Contrast, bug included: the grey level is the pixel count / 256, clipped (spec §9.6)."""
+    """Upstream's Contrast (`randaugment.py`, `contrast`), bug included: the grey level is the pixel count / 256,
+    clipped."""
     image = check_image(image)
     pixels = tf.cast(tf.shape(image)[0] * tf.shape(image)[1], tf.float32)
     level = tf.cast(tf.clip_by_value(pixels / 256.0, 0.0, 255.0), tf.uint8)
@@ -306,7 +310,8 @@ NAME_TO_FUNC = {
 
 def magnitude_to_params(magnitude, cutout_const=DEFAULT_CUTOUT_CONST,
                         translate_const=DEFAULT_TRANSLATE_CONST) -> dict:
-    """Each op's parameter at magnitude M (the spec §9.6 table); signed ops get their sign later."""
+    """Each op's parameter at magnitude M (upstream `randaugment.py`, `level_to_arg`); signed ops get their sign
+    later."""
     level = float(magnitude) / MAX_LEVEL
     enhance = level * 1.8 + 0.1
     return {
@@ -353,7 +358,8 @@ def choose_ops(num_layers: int, num_ops: int, seed=None):
 def distort_image_with_randaugment(image, num_layers, magnitude, *, cutout_const=DEFAULT_CUTOUT_CONST,
                                    translate_const=DEFAULT_TRANSLATE_CONST, seed=None, cutout_op=True,
                                    contrast_mode="pil"):
-    """Applies `num_layers` ops, each drawn uniformly from the op list and always applied (spec §9.6).
+    """Applies `num_layers` ops, each drawn uniformly from the op list and always applied (upstream `randaugment.py`,
+    `distort_image_with_randaugment`).
 
     Every op uses the constant magnitude `magnitude`; signed ops flip the sign with probability 1/2.
     """

@@ -1,4 +1,5 @@
-"""TFRecord formats of the original code (spec §4): feature specs, example builders, shard names, atomic writes.
+"""TFRecord formats of the original code (as upstream `data_input.py`, `proc_svhn.py`, `predict_label.py` and
+`filter_unlabel.py` read and write them): feature specs, example builders, shard names, atomic writes.
 
 All files are uncompressed TFRecords of serialized `tf.train.Example`s; images are encoded JPEG bytes.
 """
@@ -12,7 +13,7 @@ import tensorflow as tf
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.io_utils import atomic_output
 
-# Spec §4.1: labeled records. Labels are 1-based on disk.
+# Labeled records, as upstream `data_input.py`, `TFExampleInput.dataset_parser` reads them. Labels are 1-based on disk.
 LABELED_FEATURES = {
     "image/encoded": tf.io.FixedLenFeature((), tf.string, ""),
     "image/class/label": tf.io.FixedLenFeature([], tf.int64, -1),
@@ -20,7 +21,8 @@ LABELED_FEATURES = {
 
 
 def unlabeled_features(num_classes: int) -> dict:
-    """Spec §4.2: unlabeled records read in training; `probabilities` and `prob` are required."""
+    """Upstream `data_input.py`, `TFExampleInput.unl_dst_parser`: unlabeled records read in training;
+    `probabilities` and `prob` are required."""
     return {
         "image/encoded": tf.io.FixedLenFeature((), tf.string, ""),
         "probabilities": tf.io.FixedLenFeature([num_classes], tf.float32),
@@ -29,12 +31,12 @@ def unlabeled_features(num_classes: int) -> dict:
     }
 
 
-# Spec §5.12: predict and filter read only the image bytes of their input shards.
+# Upstream `utils.py`, `parse_tfrecord`: predict and filter read only the image bytes of their input shards.
 IMAGE_FEATURES = {"image/encoded": tf.io.FixedLenFeature((), tf.string)}
 
 
 def prediction_features(num_classes: int) -> dict:
-    """Spec §4.3: one prediction record per input image, no defaults."""
+    """Upstream `utils.py`, `label_dataset`: one prediction record per input image, no defaults."""
     return {
         "probabilities": tf.io.FixedLenFeature([num_classes], tf.float32),
         "classes": tf.io.FixedLenFeature([], tf.int64),
@@ -52,22 +54,24 @@ def check_file_prefix(prefix: str, flag: str = "--file_prefix") -> str:
 
 
 def shard_name(prefix: str, index: int, num_shards: int) -> str:
-    """'%s-%05d-of-%05d', e.g. train-00003-of-00128 (spec §4.8)."""
+    """'%s-%05d-of-%05d', e.g. train-00003-of-00128 (upstream `utils.py`, `get_filename`)."""
     return "%s-%05d-of-%05d" % (prefix, index, num_shards)
 
 
 def prediction_name(shard: int, num_shards: int, worker: int) -> str:
-    """Spec §4.3: train-info-<shard>-of-<num_shards>-<worker>."""
+    """Upstream `predict_label.py`, `run_prediction`: train-info-<shard>-of-<num_shards>-<worker>."""
     return "train-info-%05d-of-%05d-%05d" % (shard, num_shards, worker)
 
 
 def info_name(shard: int, num_shards: int, worker: int) -> str:
-    """Spec §4.4: info-<shard>-of-<num_shards>-<worker>.txt, JSON {"image_num": n}."""
+    """Upstream `predict_label.py`, `get_num_image`: info-<shard>-of-<num_shards>-<worker>.txt,
+    JSON {"image_num": n}."""
     return "info-%05d-of-%05d-%05d.txt" % (shard, num_shards, worker)
 
 
 def filtered_name(task: int, shard: int, num_shards: int, prefix: str = "train") -> str:
-    """Spec §4.5/§4.6: train-<task>-<shard>-of-<num_shards> (also the name reassign reads and writes)."""
+    """Upstream `filter_unlabel.py`, `filter_image_by_idx`: train-<task>-<shard>-of-<num_shards> (also the name
+    reassign reads and writes, `utils.py`, `get_reassign_filename`)."""
     return "%s-%d-%05d-of-%05d" % (prefix, task, shard, num_shards)
 
 
@@ -96,7 +100,8 @@ def labeled_example(image_bytes: bytes, label_1_based: int) -> bytes:
 
 def unlabeled_example(image_bytes: bytes, probabilities, label: int, prob: float,
                       class_label_1_based: int | None = None) -> bytes:
-    """Spec §4.2/§4.5 record: teacher `probabilities`, 0-based `label`, top-1 `prob`."""
+    """Record of upstream `filter_unlabel.py`, `filter_image_by_idx` (read by `data_input.py`, `unl_dst_parser`):
+    teacher `probabilities`, 0-based `label`, top-1 `prob`."""
     features = {"image/encoded": _bytes(image_bytes), "probabilities": _floats(probabilities),
                 "label": _int64(label), "prob": _floats([prob])}
     if class_label_1_based is not None:
@@ -105,7 +110,7 @@ def unlabeled_example(image_bytes: bytes, probabilities, label: int, prob: float
 
 
 def prediction_example(probabilities, predicted_class: int) -> bytes:
-    """Spec §4.3 record: the softmax and its argmax."""
+    """Record of upstream `predict_label.py`, `run_prediction`: the softmax and its argmax."""
     features = {"probabilities": _floats(probabilities), "classes": _int64(predicted_class)}
     return _serialize(features)
 
@@ -138,7 +143,8 @@ def find_files(data_dirs: str, prefixes, flag: str = "--label_data_dir") -> list
     return files
 
 
-# --- A fast writer for the pseudo-labelled records of filter_unlabel and reassign (spec §4.5, §4.6) ---
+# --- A fast writer for the pseudo-labelled records of filter_unlabel and reassign ---
+# (upstream `filter_unlabel.py`, `filter_image_by_idx`, and `predict_label.py`, `run_prediction`)
 #
 # Building a tf.train.Example per record cost more than reading and writing it, so these records are
 # encoded directly in protobuf wire format, with the keys in sorted order (so equal inputs give equal

@@ -2,7 +2,7 @@
 
 One builder, `build_model`, turns a model name from `MODEL_TABLE` into a functional Keras model that maps a
 *normalised* image batch (NHWC, float) to logits. Normalisation with the task's mean/std happens outside the
-network, as it does upstream (spec §5.2).
+network, as it does upstream (`main.py`, `model_fn`'s `normalize_image`).
 
 Layer names follow the upstream variable scopes so the TF1 checkpoint mapping is one small table
 (`tf1_checkpoint.py`): block `N` of the network (counted over all blocks after repeats, like upstream's
@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-# Spec §8.2 (upstream efficientnet_builder.efficientnet_params):
+# Upstream `efficientnet_builder.py`, `efficientnet_params`:
 # name -> (width_coefficient, depth_coefficient, resolution, dropout_rate). There is no l0/l1 upstream.
 MODEL_TABLE: dict[str, tuple[float, float, int, float]] = {
     "efficientnet-b0": (1.0, 1.0, 224, 0.2),
@@ -43,7 +43,7 @@ MODEL_TABLE: dict[str, tuple[float, float, int, float]] = {
     "efficientnet-l2": (4.3, 5.3, 800, 0.5),
 }
 
-# Spec §8.1: the B0 stages before scaling, in upstream's block-string notation
+# Upstream `efficientnet_builder.py`, `efficientnet`: the B0 stages before scaling, in upstream's block-string notation
 # (r=repeats, k=kernel, s=strides, e=expand ratio, i/o=in/out filters, se=squeeze-excite ratio).
 BASE_BLOCK_STRINGS: tuple[str, ...] = (
     "r1_k3_s11_e1_i32_o16_se0.25",
@@ -55,17 +55,18 @@ BASE_BLOCK_STRINGS: tuple[str, ...] = (
     "r1_k3_s11_e6_i192_o320_se0.25",
 )
 
-# Spec §8.4: the 32x32 variant keeps full resolution through stages 2 and 3 (0-based stage indices 1 and 2).
+# Upstream `efficientnet_builder.py`, `efficientnet`, with `small_image_model`: the 32x32 variant keeps full
+# resolution through stages 2 and 3 (0-based stage indices 1 and 2).
 SMALL_IMAGE_STRIDE_ONE_STAGES = (1, 2)
 
-# Spec §8.1 global parameters (upstream efficientnet_builder.efficientnet).
+# Global parameters of upstream `efficientnet_builder.py`, `efficientnet`.
 BATCH_NORM_MOMENTUM = 0.99
 BATCH_NORM_EPSILON = 1e-3
 DEPTH_DIVISOR = 8
 DEFAULT_STOCHASTIC_DEPTH_RATE = 0.2
 STEM_FILTERS = 32
 HEAD_FILTERS = 1280
-SMALL_IMAGE_SIZE = 32  # spec §1.1: svhn forces input_image_size=32 with small_image_model
+SMALL_IMAGE_SIZE = 32  # upstream `main.py`, `main`: svhn forces input_image_size=32 with small_image_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +125,7 @@ def decode_block_string(block_string: str) -> BlockArgs:
 
 
 def round_filters(filters: int, params: GlobalParams) -> int:
-    """Upstream round_filters (spec §8.1): scale by width, round to a multiple of 8, never lose > 10%."""
+    """Upstream `efficientnet_model.py`, `round_filters`: scale by width, round to a multiple of 8, never lose > 10%."""
     if not params.width_coefficient:
         return filters
     divisor = params.depth_divisor
@@ -137,7 +138,7 @@ def round_filters(filters: int, params: GlobalParams) -> int:
 
 
 def round_repeats(repeats: int, params: GlobalParams) -> int:
-    """Upstream round_repeats (spec §8.1): ceil(depth_coefficient * repeats)."""
+    """Upstream `efficientnet_model.py`, `round_repeats`: ceil(depth_coefficient * repeats)."""
     if not params.depth_coefficient:
         return repeats
     return int(math.ceil(params.depth_coefficient * repeats))
@@ -199,12 +200,14 @@ def default_image_size(model_name: str, small_image_model: bool = False) -> int:
 
 
 def conv_initializer(kernel_size: int, out_channels: int) -> keras.initializers.Initializer:
-    """Spec §8.8: normal(0, sqrt(2 / fan_out)) with fan_out = kh * kw * out_channels (no truncation)."""
+    """Upstream `efficientnet_model.py`, `conv_kernel_initializer`: normal(0, sqrt(2 / fan_out)) with
+    fan_out = kh * kw * out_channels (no truncation)."""
     return keras.initializers.RandomNormal(stddev=math.sqrt(2.0 / (kernel_size * kernel_size * out_channels)))
 
 
 def dense_initializer(num_classes: int) -> keras.initializers.Initializer:
-    """Spec §8.8: uniform(-1/sqrt(C), 1/sqrt(C)) with C the number of output units."""
+    """Upstream `efficientnet_model.py`, `dense_kernel_initializer`: uniform(-1/sqrt(C), 1/sqrt(C)) with C the number
+    of output units."""
     limit = 1.0 / math.sqrt(num_classes)
     return keras.initializers.RandomUniform(-limit, limit)
 
@@ -244,7 +247,7 @@ def _dropout(rate: float, name: str, noise_shape=None) -> layers.Dropout:
 
 
 def _batch_norm(params: GlobalParams, name: str, synchronized: bool) -> layers.BatchNormalization:
-    # Keras moments are biased like upstream's non-fused BN (spec §8.7, §11.2 item 20). Synchronized BN
+    # Keras moments are biased like upstream's non-fused BN (`utils.py`, `TpuBatchNormalization`). Synchronized BN
     # computes the statistics over all replicas, i.e. over the same global batch as on one device.
     return layers.BatchNormalization(
         axis=-1, momentum=params.batch_norm_momentum, epsilon=params.batch_norm_epsilon, name=name,
@@ -253,7 +256,7 @@ def _batch_norm(params: GlobalParams, name: str, synchronized: bool) -> layers.B
 
 
 def _mbconv_block(x, block: BlockArgs, params: GlobalParams, index: int, drop_rate: float, sync_bn: bool):
-    """One MBConv block (spec §8.3). `index` is the upstream blocks_N number."""
+    """One MBConv block (upstream `efficientnet_model.py`, `MBConvBlock`). `index` is the upstream blocks_N number."""
     prefix = f"blocks_{index}_"
     inputs = x
     filters = block.input_filters * block.expand_ratio
@@ -270,7 +273,7 @@ def _mbconv_block(x, block: BlockArgs, params: GlobalParams, index: int, drop_ra
     x = layers.Activation("swish", name=prefix + "depthwise_swish")(x)
 
     if block.se_ratio is not None and 0 < block.se_ratio <= 1:
-        # Upstream sizes the squeeze on the block's *input* filters, not the expanded ones (spec §8.3).
+        # Upstream sizes the squeeze on the block's *input* filters, not the expanded ones (`MBConvBlock._build`).
         reduced = max(1, int(block.input_filters * block.se_ratio))
         se = layers.GlobalAveragePooling2D(keepdims=True, name=prefix + "se_squeeze")(x)
         se = layers.Conv2D(reduced, 1, padding="same", use_bias=True,
@@ -354,7 +357,7 @@ def build_model(
 
     blocks = expand_blocks(params, stages)
     for index, block in enumerate(blocks):
-        # Spec §8.5: linear rule over all blocks, so block 0 never drops.
+        # Upstream `efficientnet_model.py`, `Model.call`: linear rule over all blocks, so block 0 never drops.
         drop_rate = params.stochastic_depth_rate * index / len(blocks)
         x = _mbconv_block(x, block, params, index, drop_rate, synchronized_bn)
 
@@ -368,7 +371,7 @@ def build_model(
         # Upstream efficientnet_model.py, Model.call: tf.nn.dropout (inverted) before the classifier.
         x = _dropout(params.dropout_rate, "head_dropout")(x)
     x = layers.Dense(num_classes, kernel_initializer=dense_initializer(num_classes), name="head_dense")(x)
-    # Logits stay float32 under a mixed-precision policy (spec §5.2 item 4).
+    # Logits stay float32 under a mixed-precision policy (as upstream `main.py`, `model_fn`).
     logits = layers.Activation("linear", dtype="float32", name="logits")(x)
     _allow_deep_graph_walks(len(blocks))
     return keras.Model(inputs, logits, name=name or model_name)
@@ -388,8 +391,8 @@ def _allow_deep_graph_walks(num_blocks: int) -> None:
 
 
 def freeze_layers(model: keras.Model, fix_layer_num: int) -> None:
-    """Upstream fix_layer_num (spec §8.6): -1 trains everything; otherwise the stem and blocks 0 .. N-1 are
-    frozen. The head always trains.
+    """Upstream `--fix_layer_num` (`efficientnet_model.py`, `Model._build`): -1 trains everything; otherwise the
+    stem and blocks 0 .. N-1 are frozen. The head always trains.
 
     Upstream (efficientnet_model.py, Model.call) calls each block with `training=training and
     idx >= FLAGS.fix_layer_num`, and MBConvBlock.call drops the residual branch (utils.drop_connect) only

@@ -1,4 +1,5 @@
-"""Reading and writing checkpoints of the original TF1 code (name-based, spec §5.8, §5.9, §8.9).
+"""Reading and writing checkpoints of the original TF1 code (name-based: the EMA shadows of upstream `main.py`,
+`model_fn`, the mapping of `utils.py`, `get_assignment_map_from_checkpoint`, the scopes of `efficientnet_model.py`).
 
 Upstream stores every variable under `<model_name>/...` (student) or `teacher_model/<model_name>/...`
 (online teacher), with `<var>/ExponentialMovingAverage` shadows of all trainable variables and BN statistics.
@@ -19,7 +20,7 @@ import tensorflow as tf
 from noisy_student_tf.errors import CheckpointError
 
 EMA_SUFFIX = "ExponentialMovingAverage"
-OPTIMIZER_SUFFIXES = ("RMSProp", "RMSProp_1")  # TF1 RMSProp slots (spec §5.7)
+OPTIMIZER_SUFFIXES = ("RMSProp", "RMSProp_1")  # TF1 RMSProp slots (upstream `utils.py`, `build_optimizer`)
 TEACHER_SCOPE = "teacher_model"
 GLOBAL_STEP = "global_step"
 

@@ -1,1 +1,2 @@
-"""Offline pseudo-labelling: predict shards, filter and balance them, reassign labels (spec §5.12, §6, §7)."""
+"""Offline pseudo-labelling: predict shards, filter and balance them, reassign labels (upstream `predict_label.py`,
+`run_prediction`, and `filter_unlabel.py`)."""

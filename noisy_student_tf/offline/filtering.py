@@ -1,4 +1,5 @@
-"""The arithmetic of filter_unlabel (spec §6.4-6.6): confidence histograms, per-class thresholds, copies.
+"""The arithmetic of filter_unlabel (upstream `filter_unlabel.py`, `get_threshold` and `get_keep_image_idx`):
+confidence histograms, per-class thresholds, copies.
 
 Pure numpy, no files: `filter_shards` does the reading, waiting and writing. Classes are the strings
 '0' .. 'C-1' (upstream's "uid"), and an image's confidence is its probability of its predicted class.
@@ -12,7 +13,7 @@ import numpy as np
 
 from noisy_student_tf.errors import UserError
 
-# Spec §6.2 item 4: the threshold grid is the 101 values i/100, compared as Python floats.
+# Upstream `filter_unlabel.py`, `main`: the threshold grid is the 101 values i/100, compared as Python floats.
 GRID = [i / 100.0 for i in range(101)]
 _GRID = np.asarray(GRID, np.float64)
 
@@ -30,8 +31,8 @@ def histogram(labels: np.ndarray, top_probs: np.ndarray, num_classes: int) -> np
 
 
 def histogram_json(counts: np.ndarray, all_classes: bool) -> dict:
-    """Spec §4.7 prelim_stats / total_counts: {"c": [[0.0, n0], ..., [1.0, n100]]}; a shard's file lists only
-    the classes it predicted, total_counts lists all of them."""
+    """Upstream `filter_unlabel.py`, `get_threshold`, prelim_stats / total_counts: {"c": [[0.0, n0], ...,
+    [1.0, n100]]}; a shard's file lists only the classes it predicted, total_counts lists all of them."""
     return {str(c): [[GRID[j], int(counts[c, j])] for j in range(len(GRID))]
             for c in range(counts.shape[0]) if all_classes or counts[c].sum() > 0}
 
@@ -39,7 +40,8 @@ def histogram_json(counts: np.ndarray, all_classes: bool) -> dict:
 def histogram_from_json(data, num_classes: int, source: str) -> np.ndarray:
     counts = np.zeros((num_classes, len(GRID)), np.int64)
     if not isinstance(data, dict):
-        raise UserError(f"{source}: expected a JSON object of class -> [[threshold, count], ...] (spec §4.7)")
+        raise UserError(f"{source}: expected a JSON object of class -> [[threshold, count], ...] "
+                        "(as upstream filter_unlabel.py writes it)")
     for name, pairs in data.items():
         if not (name.isdigit() and int(name) < num_classes):
             raise UserError(f"{source}: class {name!r} is not one of 0..{num_classes - 1} "
@@ -58,7 +60,7 @@ def suffix_sums(counts: np.ndarray) -> np.ndarray:
 
 def select_thresholds(total_counts: np.ndarray, *, num_image: int, min_threshold: float, max_prob: float,
                       use_top: bool, use_all: bool) -> list[tuple[float, int]]:
-    """Spec §6.4 item 3: per class (threshold, total_image = N(prob >= threshold))."""
+    """Upstream `filter_unlabel.py`, `get_threshold`: per class (threshold, total_image = N(prob >= threshold))."""
     selected = []
     for c in range(total_counts.shape[0]):
         total, chosen = 0, None
@@ -92,7 +94,8 @@ def num_image_across_classes(selected, num_image: int) -> int:
 
 
 def copies_per_class(selected, *, num_image: int, use_all: bool, upsample: bool) -> np.ndarray:
-    """Spec §6.5: the expected number of copies of each eligible image, per class."""
+    """Upstream `filter_unlabel.py`, `get_keep_image_idx`: the expected number of copies of each eligible
+    image, per class."""
     factors = []
     for _, total in selected:
         if use_all:
@@ -108,7 +111,8 @@ def copies_per_class(selected, *, num_image: int, use_all: bool, upsample: bool)
 
 def select_copies(labels: np.ndarray, top_probs: np.ndarray, selected, *, num_image: int, max_prob: float,
                   use_all: bool, upsample: bool, rng: np.random.Generator) -> np.ndarray:
-    """Spec §6.5: copies (0, 1, 2, ...) of every image of a shard, by stochastic rounding.
+    """Upstream `filter_unlabel.py`, `get_keep_image_idx`: copies (0, 1, 2, ...) of every image of a shard,
+    by stochastic rounding.
 
     Classes are visited in index order and each class's images by confidence, highest first (ties in input
     order); one uniform draw per eligible image in that order, so a seed fixes the result.
@@ -129,13 +133,13 @@ def select_copies(labels: np.ndarray, top_probs: np.ndarray, selected, *, num_im
 
 
 def class_counts(labels: np.ndarray, copies: np.ndarray, num_classes: int) -> dict:
-    """Spec §4.7 stats file: records written per class, classes with none omitted."""
+    """The stats file of upstream `filter_unlabel.py`, `main`: records written per class, classes with none omitted."""
     totals = np.bincount(np.asarray(labels, np.int64), weights=copies, minlength=num_classes)
     return {str(c): int(n) for c, n in enumerate(totals) if n > 0}
 
 
 def final_stats(per_shard_counts) -> dict:
-    """Spec §4.7 final_stats.json from the per-shard stats (class -> count dicts)."""
+    """Upstream `filter_unlabel.py`, `read_stats`: final_stats.json from the per-shard stats (class -> count dicts)."""
     totals: dict[str, int] = {}
     for counts in per_shard_counts:
         for name, n in counts.items():

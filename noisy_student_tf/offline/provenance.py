@@ -1,12 +1,12 @@
 """Knowing what a derived file was computed from, so results of an earlier run are never reused by mistake.
 
-Upstream reused `total_counts.json`, `threshold.json`, prelim stats and the per-shard "done" markers whenever
-they existed (spec §11.5 item 40), even when the predictions or flags had changed since. Here each such file
-gets a sidecar `<file>.inputs` (JSON) describing its inputs: flag values, hashes of small input files, and size
-and modification time of large ones. A file whose sidecar disagrees with the current inputs is stale: the run
-stops with a message saying what changed, or, when asked, recomputes it. The files themselves keep upstream's
-exact format. A file without a sidecar (written by the original tools) is used as upstream would, with a
-warning that it cannot be checked.
+Upstream reused `total_counts.json`, `threshold.json`, prelim stats and the per-shard "done" markers whenever they
+existed (`filter_unlabel.py`, `get_threshold` and `main`), even when the predictions or flags had changed since.
+Here each such file gets a sidecar `<file>.inputs` (JSON) describing its inputs: flag values, hashes of small
+input files, and size and modification time of large ones. A file whose sidecar disagrees with the current inputs
+is stale: the run stops with a message saying what changed, or, when asked, recomputes it. The files themselves
+keep upstream's exact format. A file without a sidecar (written by the original tools) is used as upstream would,
+with a warning that it cannot be checked.
 """
 
 from __future__ import annotations

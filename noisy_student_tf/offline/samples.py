@@ -1,5 +1,5 @@
-"""Sample JPEGs for a person to look at (spec §4.9): decoded from the stored bytes, first frame, RGB,
-quality 100 without chroma subsampling."""
+"""Sample JPEGs for a person to look at (upstream `utils.py`, `decode_raw_image` and `save_pic`): decoded from
+the stored bytes, first frame, RGB, quality 100 without chroma subsampling."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Reading the shards of the offline stages, with errors that name the file: image shards, prediction shards
-(spec §4.3), info files (§4.4)."""
+(upstream `predict_label.py`, `run_prediction`), info files (`get_num_image`)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def count_records(path: str, *, total_replicas: int = 1, worker_id: int = 0) -> 
 
 
 def read_info(path: str) -> int:
-    """Spec §4.4: {"image_num": n}."""
+    """Upstream `predict_label.py`, `get_num_image`: {"image_num": n}."""
     try:
         with open(path, encoding="utf-8") as f:
             value = json.load(f)["image_num"]
@@ -73,7 +73,8 @@ def write_info(path: str, image_num: int) -> None:
 
 def read_predictions(path: str, num_classes: int, expected: int,
                      info_path: str = "its info file") -> tuple[np.ndarray, np.ndarray]:
-    """(classes [n] int64, probabilities [n, C] float32) of a prediction shard, checked against §4.3."""
+    """(classes [n] int64, probabilities [n, C] float32) of a prediction shard, checked as upstream
+    `utils.py`, `label_dataset` reads it."""
     require_file(path, "prediction file", "run predict for this shard first")
     classes, probabilities = [], []
     try:

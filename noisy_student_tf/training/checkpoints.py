@@ -1,4 +1,5 @@
-"""Loading inference weights (EMA first) from any checkpoint a user may hand us (spec §5.9, §5.10).
+"""Loading inference weights (EMA first) from any checkpoint a user may hand us (upstream `utils.py`,
+`init_from_ckpt`; `main.py`, `model_fn` for eval).
 
 Accepted: a model_dir (its latest checkpoint), a checkpoint prefix, or a checkpoint file. Our own training
 checkpoints are object-based (`model`, `ema`, ... entries); original TF1 checkpoints are name-based and go

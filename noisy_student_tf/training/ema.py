@@ -1,4 +1,5 @@
-"""Exponential moving average of the weights, as upstream's tf.train.ExponentialMovingAverage (spec §5.8).
+"""Exponential moving average of the weights, as upstream's tf.train.ExponentialMovingAverage in
+`main.py`, `model_fn`, over `utils.py`, `get_all_variable`.
 
 decay = min(moving_average_decay, (1 + n) / (10 + n)) with n the global step after the update;
 shadow <- shadow - (1 - decay) * (shadow - variable). Shadows cover the trainable weights and the BN moving

@@ -1,4 +1,4 @@
-"""The losses of the original main.py (spec §5.3, §5.5): labeled CE, the four unlabeled target modes, L2."""
+"""The losses of the original main.py (`model_fn`): labeled CE, the four unlabeled target modes, L2."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def cross_entropy(targets, logits):
 
 def labeled_loss(logits, labels, *, num_classes: int, label_smoothing: float, mask=None):
     """Mean smoothed CE over the labeled batch. With a keep mask (label_data_sample_prob < 1) upstream divides
-    the masked sum by the full batch size, not by the number kept (spec §11.2 item 10)."""
+    the masked sum by the full batch size, not by the number kept (upstream `main.py`, `model_fn`)."""
     per_example = cross_entropy(smoothed_one_hot(labels, num_classes, label_smoothing), logits)
     if mask is None:
         return tf.reduce_mean(per_example)
@@ -27,8 +27,8 @@ def labeled_loss(logits, labels, *, num_classes: int, label_smoothing: float, ma
 
 def unlabeled_targets(*, num_classes: int, temperature: float, label_smoothing: float,
                       teacher_logits=None, stored_probs=None, stored_labels=None):
-    """Spec §5.3 table. Hard (T = -1): smoothed one-hot of the teacher's argmax (online) or of the stored
-    label (offline). Soft: softmax(teacher_logits / T) (online) or probs^(1/T) renormalised (offline)."""
+    """Upstream `main.py`, `model_fn`. Hard (T = -1): smoothed one-hot of the teacher's argmax (online) or of the
+    stored label (offline). Soft: softmax(teacher_logits / T) (online) or probs^(1/T) renormalised (offline)."""
     hard = temperature == -1
     if teacher_logits is not None:
         teacher_logits = tf.stop_gradient(tf.cast(teacher_logits, tf.float32))
@@ -42,7 +42,8 @@ def unlabeled_targets(*, num_classes: int, temperature: float, label_smoothing: 
 
 
 def is_decayed(variable) -> bool:
-    """Spec §5.5: every trainable weight except batch-norm gamma/beta (dense and SE biases included)."""
+    """Upstream `main.py`, `model_fn`: every trainable weight except batch-norm gamma/beta (dense and SE
+    biases included)."""
     return variable.trainable and not variable.path.endswith(("gamma", "beta"))
 
 

@@ -1,4 +1,4 @@
-"""RMSProp with the TF1 semantics the original code trained with (spec §5.7, §11.2 item 19).
+"""RMSProp with the TF1 semantics the original code trained with (upstream `utils.py`, `build_optimizer`).
 
 Keras' RMSprop differs in three ways: its mean-square slot starts at zero, epsilon is added outside the
 square root, and the learning rate is applied outside the momentum buffer. TF1's kernel:

@@ -1,4 +1,5 @@
-"""The learning-rate schedule of the original main.py (spec §5.6), with its step and epoch arithmetic (§5.4)."""
+"""The learning-rate schedule of the original main.py (`model_fn`, with `utils.py`, `build_learning_rate`), with
+its step and epoch arithmetic (`main`)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ class Schedule:
 
     @property
     def step_offset(self) -> int:
-        """Fine-tuning the tail: step s uses the LR of step s + (train_steps - last_step) (spec §11.2 item 23)."""
+        """Fine-tuning the tail: step s uses the LR of step s + (train_steps - last_step) (upstream
+        `utils.py`, `build_learning_rate`'s `start_from_step`)."""
         return self.train_steps - self.last_step
 
     def learning_rate(self, step):
@@ -48,7 +50,8 @@ class Schedule:
 def make_schedule(*, base_learning_rate: float, train_batch_size: int, num_train_images: int,
                   train_steps: int, train_last_step_num: int = -1, train_ratio: float = 1.0,
                   final_base_lr: float | None = None, label_data_sample_prob: float = 1.0) -> Schedule:
-    """Spec §5.6 (and §1.1's derived values): batch scaling, warmup, staircase decay, train_ratio, tail."""
+    """Upstream `main.py`, `model_fn` (and the derived values of `main`): batch scaling, warmup,
+    staircase decay, train_ratio, tail."""
     if train_last_step_num == -1:
         train_last_step_num = train_steps
     if train_ratio != 1:
@@ -59,7 +62,7 @@ def make_schedule(*, base_learning_rate: float, train_batch_size: int, num_train
     scaled_lr = base_learning_rate * real_batch / LR_BATCH_REFERENCE
     if final_base_lr:
         # Upstream counts epochs without p here and subtracts the warmup although decay starts at step 0,
-        # so the last LR undershoots final_base_lr slightly (spec §11.2 item 14; kept for parity).
+        # so the last LR undershoots final_base_lr slightly (upstream `main.py`, `model_fn`; kept for parity).
         total_epochs = train_steps * train_batch_size / num_train_images - WARMUP_EPOCHS
         decay_times = math.log(final_base_lr / base_learning_rate) / math.log(DECAY_RATE)
         decay_epochs = total_epochs / decay_times

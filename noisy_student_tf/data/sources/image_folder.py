@@ -1,18 +1,18 @@
-"""A folder of your own images -> shards in the upstream formats (spec §4.1, §4.2, §4.8) and the task's facts.
+"""A folder of your own images -> shards in the upstream formats (`proc_svhn.py`, `save_tfrecord`) and the task's facts.
 
 Input (`input_dir`), read according to `labels`:
 
 * "folders": every sub-folder of `input_dir` is a class. Class index = position of the folder name in sorted
-  order (Python string order); labels are stored 1-based (spec §4.1). Images anywhere below a class folder,
-  nested folders included, belong to that class. Images lying directly in `input_dir` are an error (their class
-  would be a guess).
+  order (Python string order); labels are stored 1-based (upstream `data_input.py`, `dataset_parser`,
+  subtracts 1). Images anywhere below a class folder, nested folders included, belong to that class. Images
+  lying directly in `input_dir` are an error (their class would be a guess).
 * "none": every image anywhere below `input_dir` is unlabeled.
 * "auto" (default): "folders" if `input_dir` has sub-folders, otherwise "none".
 
 Image files: .jpg .jpeg .png .bmp .gif .webp, in any letter case. Hidden names (a leading '.') and `__MACOSX`
 folders are ignored. Symbolic links are followed; a folder reached twice is read once.
 
-Output layout (SVHN's, spec §3 and §4.8):
+Output layout (SVHN's, as upstream `proc_svhn.py`, `save_tfrecord` writes it):
 
     <output_dir>/train-SSSSS-of-NNNNN       labeled training split; N = num_shards
     <output_dir>/dev-SSSSS-of-MMMMM          M = max(1, num_shards // 2), as SVHN's 128 / 64
@@ -20,7 +20,7 @@ Output layout (SVHN's, spec §3 and §4.8):
     <output_dir>/class_names.json            {"0": "<folder name>", ...}
     <output_dir>/bad_images.txt              unreadable files skipped, one path (relative to input_dir) a line
     <output_dir>/task_info.json              for --task_name=<output_dir>/task_info.json; written last
-    <output_dir>/unlabeled/extra-SSSSS-of-NNNNN   unlabeled images (spec §4.2), N = num_shards
+    <output_dir>/unlabeled/extra-SSSSS-of-NNNNN   unlabeled images (`unl_dst_parser`'s format), N = num_shards
     <output_dir>/unlabeled/bad_images.txt
 
 A split never gets more shards than images (so no shard is empty), and gets no file at all when it is empty;
@@ -39,11 +39,13 @@ encoded by Pillow with 4:4:4 chroma at quality 95 (100 for resized images, as pr
 
 `image_size` = S > 0: each image is cropped to its centred square (side = the short side; the long side loses
 equal margins) and resized to S x S (bicubic, antialiased when shrinking). The task is then a small-image one
-(small_image_model, input size S; spec §9.3, which needs S x S input). S = 0 keeps every size; the model crops
-and resizes at training time (ImageNet-style path, spec §9.2).
+(small_image_model, input size S; upstream `preprocessing.py`, `_cifar10_preprocess_for_train`, which needs S x S
+input). S = 0 keeps every size; the model crops and resizes at training time (ImageNet-style path, upstream
+`preprocessing.py`, `_preprocess_for_train`).
 
-task_info.json: mean and std per channel in 0..255 units (spec §9.1) over the pixels of the training images
-(exact integer sums, rounded to 4 decimals), image counts per split, class count, small-image settings, flip.
+task_info.json: mean and std per channel in 0..255 units (as upstream `task_info.py`, `get_mean_std`) over the
+pixels of the training images (exact integer sums, rounded to 4 decimals), image counts per split, class count,
+small-image settings, flip.
 An unlabeled run needs the class count (the teacher's, `num_classes`) and writes task_info.json with statistics
 over all its images, unless `output_dir` already has one from a labeled run: then it takes the class count from
 it and leaves it unchanged, so labeled and unlabeled folders can be prepared into one `output_dir`.
@@ -80,7 +82,9 @@ IGNORED_FOLDERS = ("__MACOSX",)  # zip archives made on macOS carry resource for
 LABEL_MODES = ("auto", "folders", "none")
 BAD_IMAGE_MODES = ("skip", "fail")
 LABELED_SPLITS = ("train", "dev", "test")
-UNLABELED_PREFIX = "extra"  # proc_svhn's name for unlabeled shards; training reads train* and extra* (spec §4.2)
+# proc_svhn's name for unlabeled shards; training reads train* and extra* (upstream `data_input.py`,
+# `DataInput.make_source_dataset`).
+UNLABELED_PREFIX = "extra"
 UNLABELED_DIR = "unlabeled"
 TASK_FILE = "task_info.json"
 CLASS_NAMES_FILE = "class_names.json"
@@ -268,7 +272,8 @@ def _center_square_resize(image: Image.Image, size: int) -> Image.Image:
 
 
 def _tf_decodes(data: bytes) -> bool:
-    """Training decodes with TensorFlow (spec §4): a JPEG Pillow reads but TF does not is re-encoded."""
+    """Training decodes with TensorFlow (upstream `preprocessing.py`, `preprocess_image`): a JPEG Pillow reads but
+    TF does not is re-encoded."""
     try:
         tf.io.decode_jpeg(data, channels=3)
         return True

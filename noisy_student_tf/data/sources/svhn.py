@@ -1,4 +1,4 @@
-"""SVHN (cropped digits) as upstream's proc_svhn.py shards (spec §10, §4.1, §4.2, §4.8), without any download.
+"""SVHN (cropped digits) as upstream's proc_svhn.py shards (`main`, `save_tfrecord`), without any download.
 
 Input, either
   * the three original MATLAB files `train_32x32.mat`, `test_32x32.mat`, `extra_32x32.mat`
@@ -38,17 +38,17 @@ from noisy_student_tf.progress import Progress
 
 SOURCE_SPLITS = ("train", "test", "extra")
 MAT_FILE = "{}_32x32.mat"
-DOWNLOAD_SUBDIR = "downloaded_data"  # where upstream's proc_svhn.py saves the .mat files (spec §3)
+DOWNLOAD_SUBDIR = "downloaded_data"  # where upstream's proc_svhn.py saves the .mat files (`download_and_extract`)
 DOWNLOAD_URL = "http://ufldl.stanford.edu/housenumbers/"  # named in error messages only; nothing is downloaded
 IMAGE_SHAPE = (32, 32, 3)
 NUM_CLASSES = 10
-NUM_SHARDS = {"train": 128, "dev": 64, "test": 64, "extra": 128}  # spec §4.8
-DEV_SIZE = 4000  # spec §10: the first 4000 shuffled train images
-UPSTREAM_SEED = 0  # spec §10: np.random.seed(0)
-JPEG_QUALITY = 100  # spec §4.1: TF's encoder, RGB, quality 100
-# Spec §10: sizes of the real files; other sizes are allowed (e.g. test data) but logged.
+NUM_SHARDS = {"train": 128, "dev": 64, "test": 64, "extra": 128}  # upstream `proc_svhn.py`, `save_tfrecord`
+DEV_SIZE = 4000  # upstream `proc_svhn.py`, `main`: the first 4000 shuffled train images
+UPSTREAM_SEED = 0  # upstream `proc_svhn.py`, `main`: np.random.seed(0)
+JPEG_QUALITY = 100  # upstream `utils.py`, `ImageCoder`: TF's encoder, RGB, quality 100
+# Sizes of the real files upstream `proc_svhn.py` reads; other sizes are allowed (e.g. test data) but logged.
 OFFICIAL_SIZES = {"train": 73257, "test": 26032, "extra": 531131}
-UNLABELED_SUBDIR = "unlabeled"  # spec §4.8: extra goes below the output directory
+UNLABELED_SUBDIR = "unlabeled"  # upstream `proc_svhn.py`, `save_tfrecord`: extra goes below the output directory
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -77,7 +77,8 @@ class MatSource:
         except Exception as e:  # scipy raises many types for damaged or HDF5 (v7.3) files
             raise UserError(f"cannot read {path} as a MATLAB v5 file ({e}); replace it with the original "
                             f"{os.path.basename(path)} from {DOWNLOAD_URL}") from None
-        images = np.transpose(data["X"], [3, 0, 1, 2])  # spec §10: (32, 32, 3, N) -> (N, 32, 32, 3)
+        # As upstream `proc_svhn.py`, `download_and_extract`: (32, 32, 3, N) -> (N, 32, 32, 3).
+        images = np.transpose(data["X"], [3, 0, 1, 2])
         return images, _mat_digits(data["y"].reshape(-1), path), None
 
 
@@ -124,7 +125,7 @@ def _mat_size(path: str) -> int:
 
 
 def _mat_digits(y: np.ndarray, path: str) -> np.ndarray:
-    """.mat labels 1..10 -> digits 0..9 (10 means 0, spec §10)."""
+    """.mat labels 1..10 -> digits 0..9 (10 means 0, as upstream `proc_svhn.py`, `download_and_extract`)."""
     labels = y.astype(np.int64)
     if len(labels) and (labels.min() < 1 or labels.max() > 10 or not np.array_equal(labels, y)):
         raise UserError(f"{path}: labels y must be whole numbers 1..10 (10 = digit 0), found "
@@ -203,7 +204,7 @@ class TfdsSource:
 
 def split_plan(sizes: dict[str, int], seed: int = UPSTREAM_SEED, full_train_data: bool = False,
                dev_size: int = DEV_SIZE) -> dict[str, tuple[str, np.ndarray]]:
-    """{output split: (source split, indices into the source in output order)} as upstream's main() (spec §10).
+    """{output split: (source split, indices into the source in output order)} as upstream `proc_svhn.py`, `main`.
 
     A legacy RandomState with the seed reproduces upstream's `np.random.seed(0)` + two `np.random.shuffle`
     calls exactly: train is permuted first, then extra from the same stream (so extra depends on train's size).
@@ -225,12 +226,13 @@ def split_plan(sizes: dict[str, int], seed: int = UPSTREAM_SEED, full_train_data
 
 
 def shard_bounds(num_images: int, num_shards: int) -> np.ndarray:
-    """Spec §4.8: linspace(0, N, num_shards + 1) truncated to int (upstream's `.astype(np.int)`)."""
+    """Upstream `proc_svhn.py`, `save_tfrecord`: linspace(0, N, num_shards + 1) truncated to int (upstream's
+    `.astype(np.int)`)."""
     return np.linspace(0, num_images, num_shards + 1).astype(np.int64)
 
 
 def output_paths(output_dir: str, name: str, full_train_data: bool) -> list[str]:
-    """The shard paths of one output split, in shard order (spec §4.8)."""
+    """The shard paths of one output split, in shard order (upstream `proc_svhn.py`, `save_tfrecord`)."""
     prefix = f"{name}_full" if full_train_data else name
     directory = os.path.join(output_dir, UNLABELED_SUBDIR) if name == "extra" else output_dir
     num_shards = NUM_SHARDS[name]
@@ -256,8 +258,8 @@ def encode_jpegs(images: np.ndarray) -> list[bytes]:
 
 
 def serialize(name: str, jpegs: list[bytes], digits: np.ndarray):
-    """Records of one shard: labels stored 1-based (digit + 1, spec §4.1); `extra` also gets the dummy teacher
-    fields every unlabeled reader requires (spec §4.2)."""
+    """Records of one shard: labels stored 1-based (digit + 1, as upstream `proc_svhn.py`, `save_tfrecord`); `extra`
+    also gets the dummy teacher fields every unlabeled reader requires (upstream `data_input.py`, `unl_dst_parser`)."""
     dummy = np.zeros(NUM_CLASSES, np.float32)
     for jpeg, digit in zip(jpegs, digits):
         if name == "extra":
