@@ -13,23 +13,28 @@ Prints a table and writes it to bench/results/offline_throughput.md.
 
 import argparse
 import concurrent.futures
+import dataclasses
 import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
+from noisy_student_tf.config import ModelConfig, PredictConfig  # noqa: E402
 from noisy_student_tf.data import records  # noqa: E402
-from noisy_student_tf.models import build_model  # noqa: E402
+from noisy_student_tf.jobs import filter_unlabel  # noqa: E402
+from noisy_student_tf.models.inference import model_from_config  # noqa: E402
 from noisy_student_tf.offline import predict  # noqa: E402
-from noisy_student_tf.offline.filter_shards import FilterConfig, run_all_shards  # noqa: E402
+from noisy_student_tf.offline.filter_shards import FilterConfig  # noqa: E402
 from noisy_student_tf.tasks import get_task  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "offline_throughput.md")
@@ -59,18 +64,18 @@ def bench_predict(work, num_images, batch_size, repeats):
     data = os.path.join(work, "predict_in")
     os.makedirs(data)
     write_image_shards(data, pool, num_images, 4)
-    model = build_model("efficientnet-b0", NUM_CLASSES, small_image_model=True, input_shape=(32, 32, 3))
-    cfg = predict.PredictConfig(input_dir=data, output_dir="", info_dir="", file_prefix="extra", num_shards=4,
-                                num_classes=NUM_CLASSES, image_size=32, small_image_model=True, mean=task.mean,
-                                std=task.std, batch_size=batch_size)
+    model_cfg = ModelConfig("efficientnet-b0", NUM_CLASSES, 32, small_image_model=True)
+    model = model_from_config(model_cfg)
+    # No checkpoint: a random network predicts as fast as a trained one.
+    cfg = PredictConfig(checkpoint="", input_dir=data, output_dir="", info_dir="", task=task, model=model_cfg,
+                        file_prefix="extra", num_shards=4, shards=tuple(range(4)), batch_size=batch_size)
     classifier = predict.Classifier(model, cfg)
     decoded = np.stack([tf.io.decode_jpeg(b).numpy() for b in pool]).astype(np.float32)
     normalized = (decoded - np.asarray(task.mean, np.float32)) / np.asarray(task.std, np.float32)
 
     def ours():
         out = os.path.join(work, f"predict_out_{time.monotonic_ns()}")
-        run_cfg = predict.PredictConfig(**{**cfg.__dict__, "output_dir": out, "info_dir": out})
-        predict.run(classifier, run_cfg, list(range(4)))
+        predict.run(classifier, dataclasses.replace(cfg, output_dir=out, info_dir=out))
 
     def ideal():
         model.predict(normalized, batch_size=batch_size, verbose=0)
@@ -142,13 +147,15 @@ def bench_filter(work, total, num_shards, threads):
     plain_copy(image_paths, prediction_paths, os.path.join(work, "copy"), threads)
     plain = time.perf_counter() - start
 
-    # The target keeps about every image: num_image = total / classes.
+    # The target keeps about every image: num_image = total / classes. Both phases of every shard, as
+    # `filter_unlabel.py --all_shards`.
     cfg = FilterConfig(input_dir=unl, prediction_dir=os.path.join(work, "predict_label"),
                        info_dir=os.path.join(work, "info"), prelim_stats_dir=os.path.join(work, "prelim"),
                        output_dir=os.path.join(work, "filter"), num_classes=NUM_CLASSES, num_shards=num_shards,
-                       num_image=total // NUM_CLASSES, task=0, min_threshold=0.3, file_prefix="extra")
+                       num_image=total // NUM_CLASSES, task=0, min_threshold=0.3, file_prefix="extra",
+                       all_shards=True, num_workers=threads)
     start = time.perf_counter()
-    stats = run_all_shards(cfg, threads)
+    stats = filter_unlabel.run(cfg)
     ours = time.perf_counter() - start
     return {"ours": total / ours, "plain": total / plain, "written": stats["total_cnt"], "ours_s": ours,
             "plain_s": plain}

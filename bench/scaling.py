@@ -28,30 +28,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import dataclasses  # noqa: E402
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
-from noisy_student_tf.data import pipeline, records  # noqa: E402
-from noisy_student_tf.jobs import settings as settings_lib, train  # noqa: E402
-from noisy_student_tf.models import build_model  # noqa: E402
+from noisy_student_tf.config import ModelConfig, ModelOptions, PredictConfig  # noqa: E402
+from noisy_student_tf.data import records  # noqa: E402
+from noisy_student_tf.jobs import train  # noqa: E402
+from noisy_student_tf.models.inference import model_from_config  # noqa: E402
 from noisy_student_tf.offline import predict  # noqa: E402
 from noisy_student_tf.tasks import get_task  # noqa: E402
-from noisy_student_tf.training.trainer import Trainer  # noqa: E402
 from offline_throughput import bench_filter, jpeg_pool, write_image_shards  # noqa: E402
-from student_step import main_flags, write_data  # noqa: E402
+from student_step import (start_training, supervised_config, with_online_teacher, with_randaugment,  # noqa: E402
+                          write_data)
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-HALF = ["--width_coefficient=0.5", "--depth_coefficient=0.5"]
+HALF = ModelOptions(width_coefficient=0.5, depth_coefficient=0.5)
 
 
-def timed_steps(F, steps):
-    settings = settings_lib.resolve(F)
-    trainer = Trainer(settings_lib.train_config(F, settings, 1))
-    trainer.initialize()
-    inputs = settings_lib.input_config(F, settings, 1)
-    iterator = iter(trainer.distribute(lambda ctx: pipeline.train_dataset(inputs, F.train_batch_size)))
-    trainer.train_steps(iterator, 2)  # tracing
+def timed_steps(cfg, steps):
+    trainer, iterator = start_training(cfg)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -63,16 +61,11 @@ def timed_steps(F, steps):
 def step_vs_batch(work, batches, steps):
     labeled, unlabeled = write_data(work)
     teacher = os.path.join(work, "teacher")
-    train.run(main_flags([f"--label_data_dir={labeled}", f"--model_dir={teacher}", "--train_batch_size=8",
-                          "--train_steps=1", "--mode=train", "--seed=0", *HALF]))
+    train.run(supervised_config(teacher, labeled, batch=8, steps=1, seed=0, options=HALF))
     out = []
     for batch in batches:
-        F = main_flags([f"--label_data_dir={labeled}", f"--unlabel_data_dir={unlabeled}",
-                        f"--model_dir={work}/student_b{batch}", f"--train_batch_size={batch}", "--unlabel_ratio=3",
-                        "--teacher_model_name=efficientnet-b0", f"--teacher_model_path={teacher}",
-                        "--teacher_softmax_temp=1", "--augment_name=v1", "--randaug_mag=5", "--train_steps=100000",
-                        "--seed=1", *HALF])
-        out.append(timed_steps(F, steps))
+        cfg = supervised_config(f"{work}/student_b{batch}", labeled, batch=batch, options=HALF)
+        out.append(timed_steps(with_online_teacher(with_randaugment(cfg, 5), unlabeled, teacher), steps))
         print(f"step, batch {batch}: {out[-1]:.3f} s", flush=True)
     return out
 
@@ -85,10 +78,9 @@ def step_vs_size(work, sizes, steps, batch=16):
                           (records.labeled_example(b, 1 + i % 10) for i, b in enumerate(pool)))
     out = []
     for size in sizes:
-        F = main_flags(["--task_name=imagenet", f"--input_image_size={size}", "--num_label_classes=1000",
-                        f"--label_data_dir={data}", f"--model_dir={work}/size_{size}", f"--train_batch_size={batch}",
-                        "--augment_name=v1", "--randaug_mag=15", "--train_steps=100000", "--seed=1"])
-        out.append(timed_steps(F, steps))
+        cfg = supervised_config(f"{work}/size_{size}", data, batch=batch, task_name="imagenet", num_label_classes=1000,
+                                options=ModelOptions(input_image_size=size))
+        out.append(timed_steps(with_randaugment(cfg, 15), steps))
         print(f"step, {size}x{size}: {out[-1]:.3f} s", flush=True)
     return out
 
@@ -99,16 +91,16 @@ def predict_rate(work, name, image_size, small, batch, num_images, repeats=2):
     data = os.path.join(work, f"predict_{name}")
     os.makedirs(data)
     write_image_shards(data, pool, num_images, 2)
-    model = build_model("efficientnet-b0", 10, small_image_model=small, input_shape=(image_size, image_size, 3))
-    cfg = predict.PredictConfig(input_dir=data, output_dir="", info_dir="", file_prefix="extra", num_shards=2,
-                                num_classes=10, image_size=image_size, small_image_model=small, mean=task.mean,
-                                std=task.std, batch_size=batch)
-    classifier = predict.Classifier(model, cfg)
+    model_cfg = ModelConfig("efficientnet-b0", 10, image_size, small_image_model=small)
+    # No checkpoint: a random network predicts as fast as a trained one.
+    cfg = PredictConfig(checkpoint="", input_dir=data, output_dir="", info_dir="", task=task, model=model_cfg,
+                        file_prefix="extra", num_shards=2, shards=(0, 1), batch_size=batch)
+    classifier = predict.Classifier(model_from_config(model_cfg), cfg)
     rates = []
     for k in range(repeats + 1):
         out = os.path.join(work, f"predict_{name}_out_{k}")
         start = time.perf_counter()
-        predict.run(classifier, predict.PredictConfig(**{**cfg.__dict__, "output_dir": out, "info_dir": out}), [0, 1])
+        predict.run(classifier, dataclasses.replace(cfg, output_dir=out, info_dir=out))
         if k:  # the first run traces
             rates.append(num_images / (time.perf_counter() - start))
     return float(np.median(rates))

@@ -27,14 +27,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import dataclasses  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from absl import flags, logging  # noqa: E402
+from absl import logging  # noqa: E402
 
-from noisy_student_tf.data import pipeline, records  # noqa: E402
-from noisy_student_tf.flags import define_main_flags  # noqa: E402
-from noisy_student_tf.jobs import settings as settings_lib, train  # noqa: E402
+from noisy_student_tf import derivations  # noqa: E402
+from noisy_student_tf.config import (InputConfig, ModelOptions, OptimConfig,  # noqa: E402
+                                     TeacherConfig, TrainConfig)
+from noisy_student_tf.data import records  # noqa: E402
+from noisy_student_tf.jobs import train  # noqa: E402
 from noisy_student_tf.models import build_model  # noqa: E402
 from noisy_student_tf.tasks import get_task  # noqa: E402
 from noisy_student_tf.training.trainer import Trainer  # noqa: E402
@@ -44,12 +48,43 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "s
 BATCH, RATIO, CLASSES = 32, 3, 10
 
 
-def main_flags(args):
-    values = flags.FlagValues()
-    define_main_flags(values)
-    values(["main.py", "--task_name=svhn", "--model_name=efficientnet-b0", "--use_tpu=False",
-            "--use_bfloat16=False", *args])
-    return values
+def supervised_config(model_dir, label_data_dir, *, batch, steps=100_000, seed=1, task_name="svhn",
+                      num_label_classes=CLASSES, options=ModelOptions()) -> TrainConfig:
+    """EfficientNet-B0 trained on labeled images alone, with main.py's defaults (TrainConfig's: float32, no input
+    noise, weight decay 1e-5). The schedule is long, so that a benchmark never reaches its end."""
+    task = get_task(task_name)
+    return TrainConfig(model_dir=model_dir, task=task,
+                       model=derivations.model_config(task, "efficientnet-b0", num_label_classes, options),
+                       input=InputConfig(label_data_dir=label_data_dir, train_batch_size=batch),
+                       optim=OptimConfig(train_steps=steps), seed=seed)
+
+
+def with_randaugment(cfg: TrainConfig, magnitude) -> TrainConfig:
+    """RandAugment (N2) at `magnitude` on labeled and unlabeled images."""
+    return dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, augment_name="v1", unl_augment_name="v1",
+                                                                randaug_mag=magnitude))
+
+
+def with_online_teacher(cfg: TrainConfig, unlabel_data_dir, teacher_dir, ratio=RATIO) -> TrainConfig:
+    """A noisy student of the same architecture as its teacher, which runs in every step on the clean view of
+    `ratio` unlabeled images per labeled one and gives soft targets (T = 1)."""
+    name = cfg.model.model_name
+    teacher = TeacherConfig(model_name=name, checkpoint=teacher_dir, softmax_temp=1.0,
+                            image_size=derivations.teacher_image_size(cfg.model, name))
+    return dataclasses.replace(cfg, teacher=teacher, input=dataclasses.replace(
+        cfg.input, unlabel_data_dir=unlabel_data_dir, unlabel_ratio=ratio))
+
+
+def start_training(cfg: TrainConfig):
+    """The Trainer of `cfg` and an iterator over the batches `jobs.train.run` would feed it, after two traced
+    steps. Returns (trainer, iterator)."""
+    cfg = train.validate(cfg)
+    trainer = Trainer(cfg)
+    trainer.initialize()
+    make_dataset = train.dataset_fn(cfg, trainer.num_replicas)
+    iterator = iter(trainer.strategy.distribute_datasets_from_function(lambda ctx: make_dataset(ctx, 0)))
+    trainer.train_steps(iterator, 2)  # tracing
+    return trainer, iterator
 
 
 def write_data(work):
@@ -67,17 +102,13 @@ def write_data(work):
     return labeled, unlabeled
 
 
-def our_trainer(work, labeled, unlabeled, teacher, name, extra=()):
-    F = main_flags([f"--label_data_dir={labeled}", f"--unlabel_data_dir={unlabeled}", f"--model_dir={work}/{name}",
-                    f"--train_batch_size={BATCH}", f"--unlabel_ratio={RATIO}", "--teacher_model_name=efficientnet-b0",
-                    f"--teacher_model_path={teacher}", "--teacher_softmax_temp=1", "--augment_name=v1",
-                    "--randaug_mag=5", "--weight_decay=1e-4", "--train_steps=100000", "--seed=1", *extra])
-    settings = settings_lib.resolve(F)
-    trainer = Trainer(settings_lib.train_config(F, settings, 1))
-    trainer.initialize()
-    inputs = settings_lib.input_config(F, settings, 1)
-    iterator = iter(trainer.distribute(lambda ctx: pipeline.train_dataset(inputs, BATCH)))
-    trainer.train_steps(iterator, 2)  # tracing
+def our_trainer(work, labeled, unlabeled, teacher, name, jit_compile=False):
+    cfg = with_online_teacher(with_randaugment(supervised_config(f"{work}/{name}", labeled, batch=BATCH), 5),
+                              unlabeled, teacher)
+    # The SVHN recipe's weight decay (local_scripts/svhn/run.sh).
+    cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, weight_decay=1e-4),
+                              runtime=dataclasses.replace(cfg.runtime, jit_compile=jit_compile))
+    trainer, iterator = start_training(cfg)
     return lambda steps: trainer.train_steps(iterator, steps)
 
 
@@ -153,15 +184,14 @@ def main():
     try:
         labeled, unlabeled = write_data(work)
         # A teacher checkpoint of ours: one training step is enough for a speed test.
-        train.run(main_flags([f"--label_data_dir={labeled}", f"--model_dir={work}/teacher", "--train_batch_size=8",
-                              "--train_steps=1", "--mode=train", "--seed=0"]))
+        train.run(supervised_config(f"{work}/teacher", labeled, batch=8, steps=1, seed=0))
         ours = our_trainer(work, labeled, unlabeled, f"{work}/teacher", "student")
         ideal = ideal_step()
         t = paired(ours, ideal, args.blocks, args.steps_per_block)
         ratio = float(np.median([i / o for o, i in zip(t["a"], t["b"])]))
         print(f"ours {images / np.median(t['a']):.1f} img/s, ideal {images / np.median(t['b']):.1f}, "
               f"ratio {ratio:.2f}", flush=True)
-        jit = our_trainer(work, labeled, unlabeled, f"{work}/teacher", "student_jit", ["--jit_compile"])
+        jit = our_trainer(work, labeled, unlabeled, f"{work}/teacher", "student_jit", jit_compile=True)
         j = paired(jit, ours, args.jit_blocks, args.jit_steps_per_block)
         gain = float(np.median([o / x for x, o in zip(j["a"], j["b"])]))
         print(f"jit {images / np.median(j['a']):.1f} img/s vs {images / np.median(j['b']):.1f}: {gain:.2f}x",

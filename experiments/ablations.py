@@ -1,16 +1,17 @@
 """The paper's ablations on the digits task: noise, pseudo labels, student size.
 
-Every variant is one student iteration (`iterate.py --iterations=1`) from the teacher of the main job of the
-same seed (run experiments/digits_seeds.py first: it leaves the teachers, their pseudo labels and student 1 in
---seeds_dir). A variant changes one thing against student 1 of the main job, which is the "all noise, soft
-labels, filtered and balanced, equal size" reference; the student's seed is the same in all of them, so the
-comparison is paired per seed.
+Every variant is one student iteration (the digits recipe of noisy_student_tf/recipes.py with `iterations=1`,
+run by `noisy_student_tf.jobs.iterate.run`) from the teacher of the main job of the same seed (run
+experiments/digits_seeds.py first: it leaves the teachers, their pseudo labels and student 1 in --seeds_dir). A
+variant changes one thing of the recipe (`dataclasses.replace`) against student 1 of the main job, which is the
+"all noise, soft labels, filtered and balanced, equal size" reference; the student's seed is the same in all of
+them, so the comparison is paired per seed.
 
     noise:        all noise (reference) · no RandAugment (crop only) · no dropout and no stochastic depth ·
                   no noise at all · noised teacher (pseudo labels predicted with RandAugment, dropout and
                   stochastic depth on; the student as the reference)
-    pseudo labels: soft (reference) · hard (--teacher_softmax_temp=-1) · no filtering and no balancing
-                  (every unlabeled image once, --use_all --min_threshold=0)
+    pseudo labels: soft (reference) · hard (teacher_softmax_temp=-1) · no filtering and no balancing
+                  (every unlabeled image once: the filter with use_all and min_threshold=0)
     student size: equal (B0 at width/depth 0.5, reference) · larger (B0 at width/depth 0.75)
 
 It prints three tables (test top-1, mean ± std over seeds, and the paired difference to the reference) and
@@ -27,14 +28,17 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import sys
+from typing import Callable
 
 import numpy as np
 from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from noisy_student_tf import recipes  # noqa: E402
+from spawn import spawn_logged  # noqa: E402 (experiments/spawn.py)
+from noisy_student_tf.config import DriverConfig  # noqa: E402
 from noisy_student_tf.io_utils import atomic_write_text  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "experiments", "results")
@@ -45,10 +49,25 @@ flags.DEFINE_string("work_dir", "/tmp/ablations", "Where the variants' runs go."
 flags.DEFINE_list("variants", [], "Run only these variant keys (default: all).")
 FLAGS = flags.FLAGS
 
-# The main job's settings (local_scripts/digits/run.sh); a variant adds to or overrides them.
-NETWORK_FLAGS = ["--width_coefficient=0.5", "--depth_coefficient=0.5"]
-NO_MODEL_NOISE = ["--dropout_rate=0", "--stochastic_depth_rate=0"]
-RANDAUG = {"layers": 2, "magnitude": 5}
+
+# A variant's one change to the main job's recipe (noisy_student_tf/recipes.py, `digits`).
+def no_randaugment(cfg: DriverConfig) -> DriverConfig:
+    return dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, augment_name=None, unl_augment_name=None))
+
+
+def no_model_noise(cfg: DriverConfig) -> DriverConfig:
+    return dataclasses.replace(cfg, model_options=dataclasses.replace(cfg.model_options, dropout_rate=0.0,
+                                                                      stochastic_depth_rate=0.0))
+
+
+def hard_labels(cfg: DriverConfig) -> DriverConfig:
+    return dataclasses.replace(cfg, teacher_softmax_temp=-1.0)
+
+
+def larger_network(cfg: DriverConfig) -> DriverConfig:
+    # Every network of the run gets it, but the teacher's stages are the main job's (linked, not run again).
+    return dataclasses.replace(cfg, model_options=dataclasses.replace(cfg.model_options, width_coefficient=0.75,
+                                                                      depth_coefficient=0.75))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,38 +75,36 @@ class Variant:
     key: str
     label: str
     table: str
-    iterate_flags: tuple = ()
-    train_flags: tuple = tuple(NETWORK_FLAGS)
+    change: Callable[[DriverConfig], DriverConfig] = lambda cfg: cfg
     pseudo_labels: str = "main"  # main: the main job's; noised: a noised teacher's; unfiltered: all images once
 
 
 REFERENCE = "reference"
 VARIANTS = [
-    Variant("no_randaugment", "no RandAugment (crop only)", "noise", ("--augment_name=",)),
-    Variant("no_model_noise", "no dropout, no stochastic depth", "noise",
-            train_flags=tuple(NETWORK_FLAGS + NO_MODEL_NOISE)),
-    Variant("no_noise", "no noise at all", "noise", ("--augment_name=",),
-            train_flags=tuple(NETWORK_FLAGS + NO_MODEL_NOISE)),
+    Variant("no_randaugment", "no RandAugment (crop only)", "noise", no_randaugment),
+    Variant("no_model_noise", "no dropout, no stochastic depth", "noise", no_model_noise),
+    Variant("no_noise", "no noise at all", "noise", lambda cfg: no_model_noise(no_randaugment(cfg))),
     Variant("noised_teacher", "noised teacher (pseudo labels with noise)", "noise", pseudo_labels="noised"),
-    Variant("hard_labels", "hard pseudo labels", "labels", ("--teacher_softmax_temp=-1",)),
+    Variant("hard_labels", "hard pseudo labels", "labels", hard_labels),
     Variant("unfiltered", "no filtering, no balancing", "labels", pseudo_labels="unfiltered"),
-    Variant("larger_student", "larger student (B0 width/depth 0.75)", "size",
-            train_flags=("--width_coefficient=0.75", "--depth_coefficient=0.75")),
+    Variant("larger_student", "larger student (B0 width/depth 0.75)", "size", larger_network),
 ]
+_NETWORK = recipes.get("digits").model_options
 TABLES = {
     "noise": ("Noise (paper §4.5, Table 6): the student with all noise against students with noise removed, and "
               "against a student of a noised teacher", "all noise (student 1 of the main job)"),
     "labels": ("Pseudo labels: soft against hard labels; filtered and balanced against every image once",
                "soft, filtered and balanced (student 1 of the main job)"),
-    "size": ("Student size: equal to the teacher against larger", "equal: B0 width/depth 0.5 (student 1)"),
+    "size": ("Student size: equal to the teacher against larger",
+             f"equal: B0 width/depth {_NETWORK.width_coefficient:g} (student 1)"),
 }
 
 
-def run_logged(command, log_path):
-    with open(log_path, "w") as log:
-        result = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    if result.returncode:
-        sys.exit(f"{' '.join(command[:3])} failed (exit {result.returncode}); see {log_path}")
+def main_job_config(seed: int, out: str) -> DriverConfig:
+    """The main job's recipe on the seed's data (as local_scripts/digits/run.sh runs it), for one iteration."""
+    data = os.path.join(FLAGS.seeds_dir, f"data_{seed}")
+    return recipes.get("digits", label_data_dir=data, unlabel_data_dir=os.path.join(data, "unlabeled"),
+                       output_dir=out, seed=seed, iterations=1)
 
 
 def copy_stage(main_dir: str, out: str, name: str) -> None:
@@ -102,50 +119,46 @@ def link(target: str, path: str) -> None:
         os.symlink(target, path)
 
 
-def unlabeled_shards(data: str) -> list[str]:
-    pool = os.path.join(data, "unlabeled")
-    return sorted(os.path.join(pool, n) for n in os.listdir(pool) if n.startswith("extra-"))
+def unlabeled_shards(cfg: DriverConfig) -> list[str]:
+    pool = cfg.unlabel_data_dir
+    return sorted(os.path.join(pool, n) for n in os.listdir(pool) if n.startswith(f"{cfg.unlabel_file_prefix}-"))
 
 
-def noised_predictions(teacher_dir: str, data: str, iter_dir: str, seed: int) -> None:
-    """The teacher predicts as a student trains: RandAugment (N2, M5) on its input, dropout and stochastic depth
-    on. Batch norm keeps its moving statistics (frozen layers run in inference mode), so only the paper's three
-    kinds of noise differ from a clean prediction. Files are the ones predict.py writes."""
+def noised_predictions(cfg: DriverConfig, teacher_dir: str, iter_dir: str) -> None:
+    """The teacher predicts as a student of `cfg` trains: its RandAugment on the input, dropout and stochastic
+    depth on. Batch norm keeps its moving statistics (frozen layers run in inference mode), so only the paper's
+    three kinds of noise differ from a clean prediction. Files are the ones predict.py writes."""
     import keras
     import tensorflow as tf
 
+    from noisy_student_tf import derivations
     from noisy_student_tf.data import preprocessing, records
-    from noisy_student_tf.flags import define_main_flags
-    from noisy_student_tf.jobs import settings as settings_lib
+    from noisy_student_tf.jobs.restore import restore_model
+    from noisy_student_tf.models.inference import normalize
     from noisy_student_tf.offline import shard_io
-    from noisy_student_tf.training import checkpoints
-    from noisy_student_tf.training.trainer import normalize
+    from noisy_student_tf.tasks import get_task
 
-    values = flags.FlagValues()
-    define_main_flags(values)
-    values(["main.py", "--task_name=digits", "--num_label_classes=10", *NETWORK_FLAGS])
-    settings = settings_lib.resolve(values)
-    model = settings.model.build()
-    checkpoints.load_inference_weights(model, teacher_dir, prefer_ema=True, what="teacher",
-                                       model_name=settings.model.model_name)
+    task = get_task(cfg.task_name)
+    model_cfg = derivations.model_config(task, cfg.teacher_model_name, cfg.num_label_classes, cfg.model_options)
+    model, _ = restore_model(model_cfg, teacher_dir, use_ema=True, what="teacher")
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
-    tf.random.set_seed(seed)
-    cfg = settings.model
+    tf.random.set_seed(cfg.seed)
+    aug = cfg.augment
 
     @tf.function
     def probabilities(image_bytes):
         images = tf.map_fn(
             lambda b: preprocessing.preprocess_image(
-                b, is_training=True, image_size=cfg.image_size, small_image_model=cfg.small_image_model,
-                augment_name="v1", randaug_layer=RANDAUG["layers"], randaug_mag=RANDAUG["magnitude"],
-                flip=settings.task.flip),
+                b, is_training=True, image_size=model_cfg.image_size, small_image_model=model_cfg.small_image_model,
+                augment_name=aug.unl_augment_name, randaug_layer=aug.randaug_layer, randaug_mag=aug.randaug_mag,
+                cutout_op=aug.cutout_op, contrast_mode=aug.contrast_mode, flip=task.flip),
             image_bytes, fn_output_signature=tf.float32)
-        logits = model(normalize(images, settings.task.mean, settings.task.std), training=True)
+        logits = model(normalize(images, task.mean, task.std), training=True)
         return tf.nn.softmax(tf.cast(logits, tf.float32))
 
-    shards = unlabeled_shards(data)
+    shards = unlabeled_shards(cfg)
     for shard, path in enumerate(shards):
         dataset = tf.data.TFRecordDataset(path).map(
             lambda r: tf.io.parse_single_example(r, records.IMAGE_FEATURES)["image/encoded"]).batch(100)
@@ -155,11 +168,11 @@ def noised_predictions(teacher_dir: str, data: str, iter_dir: str, seed: int) ->
         shard_io.write_info(os.path.join(iter_dir, "info", records.info_name(shard, len(shards), 0)), len(rows))
 
 
-def prepare(variant: Variant, seed: int, out: str) -> None:
-    """The variant's output directory with the main job's finished stages in it, so iterate.py starts at the
+def prepare(variant: Variant, cfg: DriverConfig) -> None:
+    """The variant's output directory with the main job's finished stages in it, so the driver starts at the
     first stage the variant changes."""
+    out, seed = cfg.output_dir, cfg.seed
     main_dir = os.path.join(FLAGS.seeds_dir, f"seed_{seed}")
-    data = os.path.join(FLAGS.seeds_dir, f"data_{seed}")
     iter_dir = os.path.join(out, "iter_1")
     link(os.path.join(main_dir, "teacher"), os.path.join(out, "teacher"))
     copy_stage(main_dir, out, "teacher_train")
@@ -168,7 +181,7 @@ def prepare(variant: Variant, seed: int, out: str) -> None:
         if not os.path.exists(os.path.join(out, "stages", "iter_1_predict.json")):
             for name in ("predict_label", "info"):
                 shutil.rmtree(os.path.join(iter_dir, name), ignore_errors=True)
-            noised_predictions(os.path.join(main_dir, "teacher"), data, iter_dir, seed)
+            noised_predictions(cfg, os.path.join(main_dir, "teacher"), iter_dir)
             atomic_write_text(os.path.join(out, "stages", "iter_1_predict.json"), "{}\n")
         return
     for name in ("predict_label", "info"):
@@ -179,12 +192,14 @@ def prepare(variant: Variant, seed: int, out: str) -> None:
             link(os.path.join(main_dir, "iter_1", name), os.path.join(iter_dir, name))
         copy_stage(main_dir, out, "iter_1_filter")
     elif not os.path.exists(os.path.join(out, "stages", "iter_1_filter.json")):
-        shards = len(unlabeled_shards(data))
-        run_logged([sys.executable, "filter_unlabel.py", "--all_shards", f"--input_dir={data}/unlabeled",
-                    "--file_prefix=extra", f"--prediction_dir={iter_dir}/predict_label", f"--info_dir={iter_dir}/info",
-                    f"--prelim_stats_dir={iter_dir}/prelim_stats", f"--output_dir={iter_dir}/filter_data",
-                    f"--num_shards={shards}", "--num_label_classes=10", "--task=0", "--use_all",
-                    "--min_threshold=0.0", "--num_image=1", f"--seed={seed}"], os.path.join(out, "filter.log"))
+        from noisy_student_tf.jobs import filter_unlabel
+        from noisy_student_tf.jobs.iterate import Driver
+
+        # The driver's filter stage, keeping every image above 0 once (`filter_unlabel.py --use_all
+        # --min_threshold=0`); num_image is not used then.
+        filter_cfg = dataclasses.replace(Driver(cfg).filter_config(iter_dir, num_image=1), use_all=True,
+                                         min_threshold=0.0)
+        spawn_logged(filter_unlabel.run, (filter_cfg,), os.path.join(out, "filter.log"), "the filter")
         atomic_write_text(os.path.join(out, "stages", "iter_1_filter.json"), "{}\n")
 
 
@@ -192,16 +207,12 @@ def run_variant(variant: Variant, seed: int) -> dict:
     out = os.path.join(FLAGS.work_dir, f"{variant.key}_{seed}")
     summary = os.path.join(out, "summary.json")
     if not os.path.exists(summary):
-        prepare(variant, seed, out)
-        data = os.path.join(FLAGS.seeds_dir, f"data_{seed}")
-        # run.sh's iterate.py command, for one iteration.
-        run_logged([sys.executable, "iterate.py", "--task_name=digits", f"--label_data_dir={data}",
-                    f"--unlabel_data_dir={data}/unlabeled", f"--output_dir={out}", f"--seed={seed}",
-                    "--iterations=1", "--unlabel_ratio=2", "--train_batch_size=16", "--teacher_train_batch_size=32",
-                    "--teacher_train_steps=400", "--student_train_steps=600",
-                    f"--randaug_layer={RANDAUG['layers']}", f"--randaug_mag={RANDAUG['magnitude']}",
-                    "--train_flags=" + ",".join(variant.train_flags), *variant.iterate_flags],
-                   os.path.join(FLAGS.work_dir, f"{variant.key}_{seed}.log"))
+        from noisy_student_tf.jobs import iterate
+
+        cfg = variant.change(main_job_config(seed, out))
+        prepare(variant, cfg)
+        iterate_log = os.path.join(FLAGS.work_dir, f"{variant.key}_{seed}.log")
+        spawn_logged(iterate.run, (cfg,), iterate_log, f"variant {variant.key}, seed {seed}")
     with open(summary) as f:
         return json.load(f)["iterations"][0]
 

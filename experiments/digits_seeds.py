@@ -2,9 +2,10 @@
 
 For each seed this runs `bash local_scripts/digits/run.sh` exactly as a user would (the seed moves both the
 data split and the training), timing it, then trains the same network on every labeled training image of that
-split (the 100 labeled ones plus the 997 of the unlabeled pool with their true labels) for the same number of
-steps and images per step as a student. It prints a table of mean ± std over the seeds and writes it, with the
-per-seed figures, to experiments/results/digits_seeds.{md,json} and a plot to digits_seeds.png.
+split (the 100 labeled ones plus the 997 of the unlabeled pool with their true labels) with a student's settings
+from the digits recipe (noisy_student_tf/recipes.py: network, noise, optimiser, steps) and as many images per step
+as a student sees. It prints a table of mean ± std over the seeds and writes it, with the per-seed figures, to
+experiments/results/digits_seeds.{md,json} and a plot to digits_seeds.png.
 
     python experiments/digits_seeds.py [--seeds=0,1,2] [--work_dir=/tmp/digits_seeds]
 
@@ -14,6 +15,7 @@ Not run in CI: each seed takes about 12 minutes on a 2-core CPU.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -23,17 +25,19 @@ import numpy as np
 from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from noisy_student_tf import recipes  # noqa: E402
+from spawn import spawn_logged  # noqa: E402 (experiments/spawn.py)
+
 RESULTS = os.path.join(ROOT, "experiments", "results")
 
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds (each one a data split and a training run).")
 flags.DEFINE_string("work_dir", "/tmp/digits_seeds", "Where data, checkpoints and logs go.")
-flags.DEFINE_integer("reference_steps", 600, "Training steps of the all-labels model (a student's default).")
-flags.DEFINE_integer("reference_batch", 48, "Images per step of the all-labels model (16 labeled + 32 "
-                                            "pseudo-labeled in a student step).")
+flags.DEFINE_integer("reference_steps", None, "Training steps of the all-labels model (default: a student's, "
+                                              "from the digits recipe).")
+flags.DEFINE_integer("reference_batch", None, "Images per step of the all-labels model (default: a student's "
+                                              "labeled + pseudo-labeled images per step, from the digits recipe).")
 FLAGS = flags.FLAGS
-
-NETWORK = ["--model_name=efficientnet-b0", "--width_coefficient=0.5", "--depth_coefficient=0.5",
-           "--task_name=digits", "--num_label_classes=10", "--use_tpu=False", "--use_bfloat16=False"]
 
 
 def run_logged(command, log_path, env=None):
@@ -72,17 +76,30 @@ def all_labels_dir(seed: int, work: str) -> str:
     return ref
 
 
+def train_and_eval(train_cfg, eval_cfg) -> None:
+    from noisy_student_tf.jobs import evaluate, train
+
+    train.run(train_cfg)
+    evaluate.run(eval_cfg)
+
+
 def all_labels_model(seed: int, work: str) -> dict:
     data, model_dir = all_labels_dir(seed, work), os.path.join(work, f"all_labels_{seed}")
     results = os.path.join(model_dir, "eval_results.json")
     if not os.path.exists(results):
-        steps = FLAGS.reference_steps
-        run_logged([sys.executable, "main.py", "--mode=train_and_eval", *NETWORK, f"--label_data_dir={data}",
-                    f"--model_dir={model_dir}", f"--train_batch_size={FLAGS.reference_batch}",
-                    f"--train_steps={steps}", f"--iterations_per_loop={steps // 10}",
-                    f"--save_checkpoints_steps={steps // 10}", "--augment_name=v1", "--randaug_mag=5",
-                    "--randaug_layer=2", f"--seed={seed * 100 + 99}", "--eval_batch_size=100"],
-                   os.path.join(work, f"all_labels_{seed}.log"))
+        from noisy_student_tf.jobs.iterate import Driver
+
+        # A student of the main job's recipe, trained on labels only: the driver composes its training and eval
+        # configs (network, noise, optimiser, checkpoint periods) as for the teacher, which has no unlabeled data.
+        recipe = recipes.get("digits", label_data_dir=data,
+                             unlabel_data_dir=os.path.join(work, f"data_{seed}", "unlabeled"))
+        driver, student = Driver(recipe), recipe.students()[0]
+        steps = FLAGS.reference_steps or recipe.student_train_steps
+        # B labeled + ceil(B * r) pseudo-labeled images in a student's step.
+        batch = FLAGS.reference_batch or math.ceil(recipe.train_batch_size * (1 + recipe.unlabel_ratio))
+        train_cfg = driver.train_config(model_dir, student, steps=steps, seed=seed * 100 + 99, batch_size=batch)
+        spawn_logged(train_and_eval, (train_cfg, driver.eval_config(model_dir, student)),
+                     os.path.join(work, f"all_labels_{seed}.log"), "training the all-labels model")
     with open(results) as f:
         return json.load(f)
 

@@ -1,11 +1,12 @@
 """The paper's robustness claim on digits: the noisy student is more robust than its teacher.
 
-For each seed's main job (experiments/digits_seeds.py, in --seeds_dir) this runs `eval.py --robustness` on the
-teacher and on the last student (and on the same network trained on all training labels, from
-digits_seeds.py, as a reference of higher clean accuracy without pseudo labels): test top-1 under 8 common corruptions at 5 severities (noisy_student_tf/
-robustness.py) and under FGSM at epsilon 1, 2, 4, 8, 16 (0..255 units). Every model sees the same corrupted
-images. Prints a table (mean ± std over seeds, and the paired student-minus-teacher difference) and writes it
-to experiments/results/robustness.{md,json} with a plot.
+For each seed's main job (experiments/digits_seeds.py, in --seeds_dir) this runs the eval job with robustness
+(`eval.py --robustness`) on the teacher and on the last student (and on the same network trained on all training
+labels, from digits_seeds.py, as a reference of higher clean accuracy without pseudo labels): test top-1 under 8
+common corruptions at 5 severities (noisy_student_tf/robustness.py) and under FGSM at epsilon 1, 2, 4, 8, 16
+(0..255 units). Every model sees the same corrupted images. The models' eval configs are the digits recipe's
+(noisy_student_tf/recipes.py). Prints a table (mean ± std over seeds, and the paired student-minus-teacher
+difference) and writes it to experiments/results/robustness.{md,json} with a plot.
 
     python experiments/robustness.py [--seeds=0,1,2] [--seeds_dir=/tmp/digits_seeds]
 
@@ -14,36 +15,49 @@ Not run in CI; about a minute per model on a 2-core CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from noisy_student_tf import recipes  # noqa: E402
+from spawn import spawn_logged  # noqa: E402 (experiments/spawn.py)
+from noisy_student_tf.config import RobustnessConfig  # noqa: E402
+from noisy_student_tf.robustness_names import CORRUPTIONS, DEFAULT_EPSILONS  # noqa: E402
+
 RESULTS = os.path.join(ROOT, "experiments", "results")
 
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds: each one's main job must be in --seeds_dir.")
 flags.DEFINE_string("seeds_dir", "/tmp/digits_seeds", "experiments/digits_seeds.py's --work_dir.")
 FLAGS = flags.FLAGS
 
-NETWORK = ["--model_name=efficientnet-b0", "--width_coefficient=0.5", "--depth_coefficient=0.5",
-           "--task_name=digits", "--num_label_classes=10", "--use_tpu=False", "--use_bfloat16=False"]
+# eval.py --robustness's defaults: every corruption at 5 severities, FGSM at 1, 2, 4, 8, 16, on test, seed 0.
+ROBUSTNESS = RobustnessConfig(corruptions=tuple(CORRUPTIONS), fgsm_epsilons=tuple(float(e) for e in DEFAULT_EPSILONS))
 
 
-def robustness(model_dir: str, seed: int, name: str) -> dict:
+def main_job(seed: int, iterations: int):
+    """The Driver of the seed's main job (the digits recipe on its data) with `iterations` students: it gives
+    each model's eval config as the job evaluated it."""
+    from noisy_student_tf.jobs.iterate import Driver
+
+    data = os.path.join(FLAGS.seeds_dir, f"data_{seed}")
+    return Driver(recipes.get("digits", label_data_dir=data, unlabel_data_dir=os.path.join(data, "unlabeled"),
+                              iterations=iterations))
+
+
+def robustness(driver, model_dir: str, model_name: str, seed: int, name: str) -> dict:
     path = os.path.join(model_dir, "robustness_results.json")
     if not os.path.exists(path):
-        data = os.path.join(FLAGS.seeds_dir, f"data_{seed}")
-        log = os.path.join(FLAGS.seeds_dir, f"robustness_{seed}_{name}.log")
-        with open(log, "w") as f:
-            done = subprocess.run([sys.executable, "eval.py", *NETWORK, f"--label_data_dir={data}",
-                                   f"--model_dir={model_dir}", "--eval_batch_size=100", "--robustness", "--seed=0"],
-                                  cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if done.returncode:
-            sys.exit(f"eval.py --robustness failed on {model_dir}; see {log}")
+        from noisy_student_tf.jobs import evaluate
+
+        cfg = dataclasses.replace(driver.eval_config(model_dir, model_name), robustness=ROBUSTNESS)
+        spawn_logged(evaluate.run, (cfg,), os.path.join(FLAGS.seeds_dir, f"robustness_{seed}_{name}.log"),
+                     f"the robustness eval of {model_dir}")
     with open(path) as f:
         return json.load(f)
 
@@ -73,10 +87,15 @@ def main(_):
     teacher, student, reference = {}, {}, {}
     for seed in seeds:
         main_dir = os.path.join(FLAGS.seeds_dir, f"seed_{seed}")
-        last = sorted(n for n in os.listdir(main_dir) if n.startswith("iter_"))[-1]
-        teacher[seed] = robustness(os.path.join(main_dir, "teacher"), seed, "teacher")
-        student[seed] = robustness(os.path.join(main_dir, last, "student"), seed, "student")
-        reference[seed] = robustness(os.path.join(FLAGS.seeds_dir, f"all_labels_{seed}"), seed, "all_labels")
+        last = max(int(n[len("iter_"):]) for n in os.listdir(main_dir) if n.startswith("iter_"))
+        driver = main_job(seed, last)
+        teacher_name, student_name = driver.cfg.teacher_model_name, driver.student_names[-1]
+        teacher[seed] = robustness(driver, os.path.join(main_dir, "teacher"), teacher_name, seed, "teacher")
+        student[seed] = robustness(driver, os.path.join(main_dir, f"iter_{last}", "student"), student_name, seed,
+                                   "student")
+        # digits_seeds.py trains it as a student of the recipe.
+        reference[seed] = robustness(driver, os.path.join(FLAGS.seeds_dir, f"all_labels_{seed}"),
+                                     driver.student_names[0], seed, "all_labels")
         print(f"seed {seed}: teacher clean {teacher[seed]['clean_top1']:.3f} corrupted "
               f"{teacher[seed]['corruption_mean_top1']:.3f}; student clean {student[seed]['clean_top1']:.3f} "
               f"corrupted {student[seed]['corruption_mean_top1']:.3f}", flush=True)

@@ -1,10 +1,10 @@
 """The entry points, one function per program: the top-level scripts (main.py, train.py, ...), the console
 scripts of an installed package (noisy-student-main, ...) and `python -m noisy_student_tf <program>` all call
-these. Each defines its program's flags and hands its job to `noisy_student_tf.jobs.common.run`, which prints
-`--help` before anything imports TensorFlow; the job module (which does) is imported only to run it.
+these. Each defines its program's flags (noisy_student_tf/flags.py) and hands its flag adapter
+(noisy_student_tf/flag_adapters.py: flags -> config -> `job.run(config)`) to `noisy_student_tf.jobs.common.run`,
+which prints `--help` before anything imports TensorFlow; the adapters (which do) are imported only to run.
 
-Defining flags must therefore not import TensorFlow: every program's flags are defined in TF-free modules
-(noisy_student_tf/flags.py, pipeline.py, jobs/prepro_digits.py)."""
+Defining flags must therefore not import TensorFlow: flags.py is TF-free."""
 
 from __future__ import annotations
 
@@ -12,24 +12,27 @@ import importlib
 
 from absl import flags
 
-from noisy_student_tf.flags import (define_convert_checkpoint_flags, define_export_flags, define_filter_flags,
-                                    define_main_flags, define_prepro_images_flags, define_proc_svhn_flags)
+from noisy_student_tf.flags import (define_convert_checkpoint_flags, define_driver_flags, define_export_flags,
+                                    define_filter_flags, define_main_flags, define_prepro_digits_flags,
+                                    define_prepro_images_flags, define_proc_svhn_flags)
 from noisy_student_tf.jobs import common
 
-def _job(module: str, name: str = "main"):
-    """`module.name`, imported when the job runs (after --help had its chance): job modules import TF."""
+
+def _run(adapter: str, program: str) -> None:
+    """Runs `flag_adapters.<adapter>(argv)` (flags -> config -> job), imported once --help had its chance: the
+    adapters import the jobs, which import TF."""
 
     def main(argv):
-        return getattr(importlib.import_module(module), name)(argv)
+        return getattr(importlib.import_module("noisy_student_tf.flag_adapters"), adapter)(argv)
 
-    return main
+    common.run(main, program=program)
 
 
 def _main_program(program: str, **defaults) -> None:
     define_main_flags()
     for name, value in defaults.items():
         flags.FLAGS.set_default(name, value)
-    common.run(_job("noisy_student_tf.jobs.main"), program=program)
+    _run("run_main", program)
 
 
 def main() -> None:
@@ -60,16 +63,17 @@ def reassign() -> None:
 def filter_unlabel() -> None:
     """Entry point of the filtering and balancing step (upstream filter_unlabel.py, same flags)."""
     define_filter_flags()
-    common.run(_job("noisy_student_tf.jobs.filter_unlabel"), program="filter_unlabel")
+    _run("run_filter_unlabel", "filter_unlabel")
 
 
 def iterate() -> None:
     """One command for the whole method: teacher, then N iterations of predict -> filter -> student -> eval.
-    See noisy_student_tf/pipeline.py; `python iterate.py --help` lists the flags."""
-    from noisy_student_tf import pipeline  # TF-free at import: it imports the jobs when they run
 
-    pipeline.define_flags()
-    common.run(pipeline.main, program="iterate")
+      python iterate.py --recipe=digits --output_dir=ckpt/digits
+
+    See noisy_student_tf/jobs/iterate.py and noisy_student_tf/recipes.py."""
+    define_driver_flags()
+    _run("run_iterate", "iterate")
 
 
 def export() -> None:
@@ -81,7 +85,7 @@ def export() -> None:
     """
     define_main_flags()
     define_export_flags()
-    common.run(_job("noisy_student_tf.jobs.export"), program="export")
+    _run("run_export", "export")
 
 
 def convert_checkpoint() -> None:
@@ -91,22 +95,20 @@ def convert_checkpoint() -> None:
       python convert_checkpoint.py --to_tf1 --keras_model=teacher.keras --output=ckpt/converted/model.ckpt-0
     """
     define_convert_checkpoint_flags()
-    common.run(_job("noisy_student_tf.jobs.convert_checkpoint"), program="convert_checkpoint")
+    _run("run_convert_checkpoint", "convert_checkpoint")
 
 
 def proc_svhn() -> None:
     """Prepare SVHN from local files: python proc_svhn.py --raw_data_dir=data/svhn/raw --output_dir=data/svhn/proc
     [--full_train_data] [--tfds_name=svhn_cropped] [--seed=0]. Nothing is downloaded."""
     define_proc_svhn_flags()
-    common.run(_job("noisy_student_tf.jobs.proc_svhn"), program="proc_svhn")
+    _run("run_proc_svhn", "proc_svhn")
 
 
 def prepro_digits() -> None:
     """Prepare the bundled digits task: python prepro_digits.py [--output_dir=data/digits/proc] [--seed=0]."""
-    from noisy_student_tf.jobs import prepro_digits as job  # TF-free at import: it imports the data source in run
-
-    job.define_flags()
-    common.run(job.main, program="prepro_digits")
+    define_prepro_digits_flags()
+    _run("run_prepro_digits", "prepro_digits")
 
 
 def prepro_images() -> None:
@@ -116,7 +118,7 @@ def prepro_images() -> None:
     shards). Then train with --task_name=OUT/task_info.json --label_data_dir=OUT.
     """
     define_prepro_images_flags()
-    common.run(_job("noisy_student_tf.jobs.prepro_images"), program="prepro_images")
+    _run("run_prepro_images", "prepro_images")
 
 
 # `python -m noisy_student_tf <program>` and the console scripts (pyproject.toml) use these names.

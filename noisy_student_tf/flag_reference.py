@@ -10,10 +10,9 @@ import textwrap
 
 from absl import flags
 
-from noisy_student_tf import pipeline
-from noisy_student_tf.flags import (define_convert_checkpoint_flags, define_export_flags, define_filter_flags,
-                                    define_main_flags, define_prepro_images_flags, define_proc_svhn_flags)
-from noisy_student_tf.jobs import prepro_digits
+from noisy_student_tf.flags import (define_convert_checkpoint_flags, define_driver_flags, define_export_flags,
+                                    define_filter_flags, define_main_flags, define_prepro_digits_flags,
+                                    define_prepro_images_flags, define_proc_svhn_flags)
 
 PROGRAMS = [
     ("main.py, train.py, eval.py, predict.py, reassign.py",
@@ -21,9 +20,9 @@ PROGRAMS = [
      "and predict.py only change the default `--mode`; reassign.py also sets `--reassign_label=True`.",
      [define_main_flags]),
     ("filter_unlabel.py", "The original filter_unlabel.py's flags, then ours.", [define_filter_flags]),
-    ("iterate.py", "The whole method in one command (noisy_student_tf/pipeline.py).", [pipeline.define_flags]),
+    ("iterate.py", "The whole method in one command (noisy_student_tf/jobs/iterate.py).", [define_driver_flags]),
     ("proc_svhn.py", "SVHN .mat files or TFDS svhn_cropped -> shards.", [define_proc_svhn_flags]),
-    ("prepro_digits.py", "scikit-learn's digits -> shards.", [prepro_digits.define_flags]),
+    ("prepro_digits.py", "scikit-learn's digits -> shards.", [define_prepro_digits_flags]),
     ("prepro_images.py", "A folder of images -> shards and task_info.json.", [define_prepro_images_flags]),
     ("export.py", "main.py's flags (those describing the model), plus:", [define_export_flags]),
     ("convert_checkpoint.py", "Original TF1 checkpoint <-> Keras model file.", [define_convert_checkpoint_flags]),

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student_tf.errors import UserError
+from noisy_student_tf.models.inference import clean_logits, normalize
 from noisy_student_tf.robustness_names import CORRUPTIONS, DEFAULT_EPSILONS  # noqa: F401 - robustness.CORRUPTIONS
 
 # CIFAR-10-C severity parameters, severity 1..5 (in 0..1 image units unless said otherwise).
@@ -148,11 +149,10 @@ def evaluate(model, dataset, *, mean, std, corruptions=CORRUPTIONS, epsilons=(),
              log=lambda message: None) -> dict:
     """Top-1 of `model` on `dataset` ((images 0..255, 0-based labels) batches): clean, under every corruption at
     severities 1..5, and under FGSM at each epsilon."""
-    from noisy_student_tf.training.trainer import normalize
 
     @tf.function(reduce_retracing=True)
     def correct(images, labels):
-        logits = model(normalize(images, mean, std), training=False)
+        logits = clean_logits(model, images, mean, std)
         return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.int32))
 
     @tf.function(reduce_retracing=True)

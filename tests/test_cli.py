@@ -9,7 +9,7 @@ import pytest
 from absl import flags
 
 import noisy_student_tf.flags
-from noisy_student_tf import cli
+from noisy_student_tf import cli, flag_adapters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A few flags that only (or characteristically) belong to each program.
@@ -85,6 +85,7 @@ def test_module_without_a_known_program(args, tmp_path):
     assert "programs: main, train, eval" in result.stderr and "prepro_images" in result.stderr
 
 
+# Tests the command line's adapter: the data-preparation flags' defaults give the libraries' defaults.
 def test_flag_defaults_are_those_of_the_libraries():
     # flags.py stays free of TensorFlow, so it states these defaults itself; they must be the libraries' own.
     import dataclasses
@@ -98,6 +99,8 @@ def test_flag_defaults_are_those_of_the_libraries():
             assert values[field.name].default == getattr(image_folder.Options(), field.name), field.name
     assert values["labels"].parser.enum_values == list(image_folder.LABEL_MODES)
     assert values["on_bad_image"].parser.enum_values == list(image_folder.BAD_IMAGE_MODES)
+    values(["prepro_images.py"])
+    assert flag_adapters.image_folder_options(values) == image_folder.Options()
     values = flags.FlagValues()
     noisy_student_tf.flags.define_proc_svhn_flags(flag_values=values)
     assert values["seed"].default == svhn.UPSTREAM_SEED

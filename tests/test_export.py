@@ -10,18 +10,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
+import flag_helper
 import jobs_helper
 import tiny_data
-from noisy_student_tf import io_utils
+from noisy_student_tf import flag_adapters, io_utils
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.flags import define_export_flags, define_main_flags
-from noisy_student_tf.jobs import export
+from noisy_student_tf.models.inference import model_from_config
 from noisy_student_tf.tasks import get_task
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training.ema import checkpoint_key
-from noisy_student_tf.training.trainer import ModelConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = jobs_helper.TINY_SIZE
@@ -32,21 +30,13 @@ STD = np.asarray(TASK.std, np.float32)
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
-def export_job(args):
-    values = flags.FlagValues()
-    define_main_flags(values)
-    define_export_flags(values)
-    values(["export.py", *args])
-    return export.run(values)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     tiny_data.write_labeled(root / "lab", "train", tiny_data.balanced_labels(4), num_shards=2, size=SIZE)
     model_dir = str(root / "student")
-    jobs_helper.train_job(jobs_helper.TINY + ["--seed=1", f"--label_data_dir={root}/lab", f"--model_dir={model_dir}",
-                                              "--train_batch_size=8", "--train_steps=2", "--num_train_images=40"])
+    jobs_helper.train_job(model_dir, root / "lab", seed=1, input__train_batch_size=8, optim__train_steps=2,
+                          optim__num_train_images=40)
     return root, model_dir
 
 
@@ -55,7 +45,7 @@ def exported(trained):
     """The export as a user runs it: the root entry point, in its own process."""
     root, model_dir = trained
     out = root / "served"
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "export.py"), *jobs_helper.TINY,
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "export.py"), *jobs_helper.TINY_FLAGS,
                              f"--model_dir={model_dir}", f"--output={out}"],
                             capture_output=True, text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
@@ -64,8 +54,7 @@ def exported(trained):
 
 def oracle_model(model_dir, *, small=True, size=SIZE):
     """The checkpoint's EMA weights in a freshly built network, outside the export code."""
-    model = ModelConfig("efficientnet-b0", 10, size, small_image_model=small, width_coefficient=0.25,
-                        depth_coefficient=0.25).build()
+    model = model_from_config(jobs_helper.changed(jobs_helper.TINY, small_image_model=small, image_size=size))
     checkpoints.load_inference_weights(model, model_dir)
     return model
 
@@ -155,7 +144,8 @@ def test_export_info(trained, exported):
 
 
 def center_crop_resize(image, size):
-    """Spec §9.2 eval view, written out here: centre square of side int(S / (S + 32) * short side), TF1 bicubic."""
+    """Upstream `preprocessing.py`, `center_crop`, written out here: centre square of side
+    int(S / (S + 32) * short side), TF1 bicubic."""
     height, width = image.shape[:2]
     side = int(np.float32(size / (size + 32)) * np.float32(min(height, width)))
     top, left = (height - side + 1) // 2, (width - side + 1) // 2
@@ -164,11 +154,16 @@ def center_crop_resize(image, size):
                                     half_pixel_centers=False)[0].numpy()
 
 
+def imagenet_style(size):
+    """The tiny network without the small-image strides, at `size` (--nosmall_image_model --input_image_size)."""
+    return jobs_helper.changed(jobs_helper.TINY, small_image_model=False, image_size=size)
+
+
 def imagenet_style_checkpoint(directory, size):
     """An ImageNet-style network (other strides and head width than the small-image one trained above),
     written as our object checkpoint without EMA shadows: the export then takes the raw weights."""
     keras.utils.set_random_seed(3)
-    model = ModelConfig("efficientnet-b0", 10, size, width_coefficient=0.25, depth_coefficient=0.25).build()
+    model = model_from_config(imagenet_style(size))
     prefix = os.path.join(directory, "model.ckpt-0")
     tf.train.Checkpoint(model=model).write(prefix)
     return prefix
@@ -180,10 +175,9 @@ def test_imagenet_style_export_crops_any_size_and_replaces_with_overwrite(tmp_pa
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("previous export")
-    # --predict_ckpt_path wins over --model_dir (which does not exist here).
-    export_job(jobs_helper.TINY + ["--nosmall_image_model", f"--input_image_size={size}",
-                                   f"--model_dir={tmp_path / 'missing'}", f"--predict_ckpt_path={prefix}",
-                                   f"--output={out}", "--overwrite"])
+    # The checkpoint given as --predict_ckpt_path (test_command_line_exports_predict_ckpt_path_over_model_dir).
+    jobs_helper.export_job(prefix, out, model=imagenet_style(size), checkpoint_flag="--predict_ckpt_path",
+                           overwrite=True)
     assert sorted(os.listdir(out)) == ["export_info.json", "model.keras", "saved_model"]
     info = json.loads((out / "export_info.json").read_text())
     assert info["small_image_model"] is False and info["image_size"] == size and info["checkpoint"] == prefix
@@ -207,10 +201,25 @@ def test_imagenet_style_export_crops_any_size_and_replaces_with_overwrite(tmp_pa
 def test_missing_checkpoint_is_a_user_error(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(UserError, match="missing"):
-        export_job(jobs_helper.TINY + [f"--model_dir={tmp_path / 'missing'}", f"--output={out}"])
+        jobs_helper.export_job(tmp_path / "missing", out)
     assert not out.exists() and os.listdir(tmp_path) == []
+
+
+# Tests the command line's adapter: which flag names the checkpoint to export.
+def test_command_line_exports_predict_ckpt_path_over_model_dir(tmp_path):
+    out = tmp_path / "out"
+
+    def config(*args):
+        return flag_adapters.export_config(flag_helper.main_flags(*jobs_helper.TINY_FLAGS, *args, export=True))
+
+    # --predict_ckpt_path wins over --model_dir (which does not exist here).
+    prefix = str(tmp_path / "ckpt" / "model.ckpt-0")
+    assert config("--nosmall_image_model", "--input_image_size=24", f"--model_dir={tmp_path / 'missing'}",
+                  f"--predict_ckpt_path={prefix}", f"--output={out}", "--overwrite") == jobs_helper.export_config(
+        prefix, out, model=imagenet_style(24), checkpoint_flag="--predict_ckpt_path", overwrite=True)
+    assert config(f"--model_dir={tmp_path}", f"--output={out}") == jobs_helper.export_config(tmp_path, out)
     with pytest.raises(UserError, match="--model_dir"):
-        export_job(jobs_helper.TINY + [f"--output={out}"])
+        config(f"--output={out}")
 
 
 def test_non_empty_output_without_overwrite_is_left_untouched(trained, tmp_path):
@@ -219,11 +228,11 @@ def test_non_empty_output_without_overwrite_is_left_untouched(trained, tmp_path)
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="--overwrite"):
-        export_job(jobs_helper.TINY + [f"--model_dir={model_dir}", f"--output={out}"])
+        jobs_helper.export_job(model_dir, out)
     assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
     assert os.listdir(tmp_path) == ["out"]
     with pytest.raises(UserError, match="--output is required"):
-        export_job(jobs_helper.TINY + [f"--model_dir={model_dir}"])
+        jobs_helper.export_job(model_dir, "")
 
 
 def test_a_failed_export_leaves_the_old_output_and_no_temporaries(trained, tmp_path, monkeypatch):
@@ -243,6 +252,6 @@ def test_a_failed_export_leaves_the_old_output_and_no_temporaries(trained, tmp_p
 
     monkeypatch.setattr(tf.saved_model, "save", crash)
     with pytest.raises(RuntimeError, match="disk full"):
-        export_job(jobs_helper.TINY + [f"--model_dir={model_dir}", f"--output={out}", "--overwrite"])
+        jobs_helper.export_job(model_dir, out, overwrite=True)
     assert os.listdir(out) == ["keep.txt"] and (out / "keep.txt").read_text() == "previous export"
     assert os.listdir(tmp_path) == ["out"]

@@ -97,13 +97,13 @@ def test_imagenet_workflow(tmp_path):
     tiny_data.write_labeled(data / "lab", "validation", tiny_data.balanced_labels(2, seed=5), seed=5, size=size)
     tiny_data.write_unlabeled(data / "unl", tiny_data.balanced_labels(4, seed=3), seed=3, size=size, num_shards=4)
     teacher = str(tmp_path / "teacher")
-    jobs_helper.train_job(jobs_helper.TINY + [f"--label_data_dir={data}/lab", f"--model_dir={teacher}",
-                                              "--train_batch_size=8", "--train_steps=1", "--num_train_images=40"])
+    jobs_helper.train_job(teacher, data / "lab", input__train_batch_size=8, optim__train_steps=1,
+                          optim__num_train_images=40)
     env = {"LABEL_DATA_DIR": str(data / "lab"), "UNLABEL_DATA_DIR": str(data / "unl"),
            "MODEL_NAME": "efficientnet-b0", "TEACHER_CKPT": teacher, "MODEL_DIR": str(tmp_path / "student"),
            "PREDICT_ROOT": str(tmp_path / "predict"), "NUM_SHARDS": "4", "NUM_LABEL_CLASSES": "10",
            "NUM_IMAGE": "4", "MIN_THRESHOLD": "0.0",
-           "EXTRA_FLAGS": " ".join(jobs_helper.TINY[1:4]) + f" {TINY_NET} --train_batch_size=8 --train_steps=1 "
+           "EXTRA_FLAGS": " ".join(jobs_helper.TINY_FLAGS[1:4]) + f" {TINY_NET} --train_batch_size=8 --train_steps=1 "
                           "--num_train_images=40 --unlabel_ratio=1"}
     bash("imagenet/train.sh", env)
     bash("imagenet/eval.sh", env)

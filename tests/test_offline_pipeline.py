@@ -16,13 +16,13 @@ import jobs_helper
 import offline_data
 import tiny_data
 from noisy_student_tf.errors import UserError
+from noisy_student_tf.models.inference import model_from_config
 from noisy_student_tf.tasks import get_task
 from noisy_student_tf.training import checkpoints
-from noisy_student_tf.training.trainer import ModelConfig
 
 SIZE = jobs_helper.TINY_SIZE
 NUM_SHARDS = 3
-COMMON = jobs_helper.TINY + ["--seed=1"]
+COMMON = dict(seed=1)
 
 
 # Spec §4.3, written here from the spec alone.
@@ -46,15 +46,14 @@ def setup(tmp_path_factory):
         offline_data.write_image_shard(str(root / "unl" / ("extra-%05d-of-%05d" % (shard, NUM_SHARDS))),
                                        tiny_data.balanced_labels(3, seed=shard), seed=shard, size=SIZE)
     teacher = str(root / "teacher")
-    jobs_helper.train_job(COMMON + [f"--label_data_dir={root}/lab", f"--model_dir={teacher}",
-                                    "--train_batch_size=8", "--train_steps=2", "--num_train_images=40"])
+    jobs_helper.train_job(teacher, root / "lab", **COMMON, input__train_batch_size=8, optim__train_steps=2,
+                          optim__num_train_images=40)
     return root, teacher
 
 
 def model_probabilities(teacher, images):
     """The oracle: the checkpoint's EMA model applied to decoded images, outside any of our input code."""
-    model = ModelConfig("efficientnet-b0", 10, SIZE, small_image_model=True, width_coefficient=0.25,
-                        depth_coefficient=0.25).build()
+    model = model_from_config(jobs_helper.TINY)
     checkpoints.load_inference_weights(model, teacher)
     task = get_task("imagenet")
     x = (np.asarray(images, np.float32) - np.asarray(task.mean, np.float32)) / np.asarray(task.std, np.float32)
@@ -68,17 +67,15 @@ def shard_images(root, shard):
         for i in range(30)]
 
 
-def predict_args(root, teacher, out, *extra):
-    return COMMON + [f"--predict_ckpt_path={teacher}", f"--label_data_dir={root}/unl", "--file_prefix=extra",
-                     f"--num_shards={NUM_SHARDS}", f"--output_dir={out}/predict_label", f"--info_dir={out}/info",
-                     "--predict_batch_size=7", *extra]
+def predict(unlabeled, teacher, out, **changes):
+    settings = dict(COMMON, file_prefix="extra", num_shards=NUM_SHARDS, info_dir=str(out / "info"), batch_size=7)
+    return jobs_helper.predict_job(teacher, unlabeled, out / "predict_label", **{**settings, **changes})
 
 
 def test_predict_matches_the_model_in_record_order_for_each_round_robin_worker(setup, tmp_path):
     root, teacher = setup
     for worker in (0, 1):
-        done = jobs_helper.predict_job(predict_args(root, teacher, tmp_path, "--shard=0,2", "--total_replicas=2",
-                                                    f"--worker_id={worker}"))
+        done = predict(root / "unl", teacher, tmp_path, shards=(0, 2), total_replicas=2, worker_id=worker)
         assert done == {0: "predicted", 2: "predicted"}
     expected = model_probabilities(teacher, shard_images(root, 2))
     for worker in (0, 1):
@@ -94,21 +91,21 @@ def test_predict_matches_the_model_in_record_order_for_each_round_robin_worker(s
     assert not (tmp_path / "predict_label" / "train-info-00001-of-00003-00000").exists()
     # A re-run finds the shards done and writes nothing.
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "predict_label").iterdir()}
-    again = jobs_helper.predict_job(predict_args(root, teacher, tmp_path, "--shard=0,2", "--total_replicas=2"))
+    again = predict(root / "unl", teacher, tmp_path, shards=(0, 2), total_replicas=2)
     assert again == {0: "skipped", 2: "skipped"}
     assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "predict_label").iterdir()}
 
 
 def test_predict_filter_reassign_and_offline_training(setup, tmp_path):
     root, teacher = setup
-    jobs_helper.predict_job(predict_args(root, teacher, tmp_path, "--shard_id=0,1,2"))
-    filter_args = [f"--input_dir={root}/unl", "--file_prefix=extra", f"--prediction_dir={tmp_path}/predict_label",
-                   f"--info_dir={tmp_path}/info", f"--prelim_stats_dir={tmp_path}/prelim_stats",
-                   f"--output_dir={tmp_path}/filter_data", f"--num_shards={NUM_SHARDS}", "--num_label_classes=10",
-                   "--task=0", "--num_image=8", "--min_threshold=0.0"]
+    predict(root / "unl", teacher, tmp_path, shards=(0, 1, 2))
+    filter_fields = dict(input_dir=root / "unl", file_prefix="extra", prediction_dir=tmp_path / "predict_label",
+                         info_dir=tmp_path / "info", prelim_stats_dir=tmp_path / "prelim_stats",
+                         output_dir=tmp_path / "filter_data", num_shards=NUM_SHARDS, num_classes=10, task=0,
+                         num_image=8, min_threshold=0.0)
     for phase in (1, 0):
         for shard in reversed(range(NUM_SHARDS)):  # the master (shard 0) last, as the upstream script
-            jobs_helper.filter_job(filter_args + [f"--shard_id={shard}", f"--only_get_stats={phase}"])
+            jobs_helper.filter_job(**filter_fields, shard_id=shard, only_get_stats=bool(phase))
     with open(tmp_path / "filter_data" / "stats" / "final_stats.json") as f:
         final = json.load(f)
     data_files = sorted((tmp_path / "filter_data" / "data").iterdir())
@@ -118,10 +115,8 @@ def test_predict_filter_reassign_and_offline_training(setup, tmp_path):
     # Reassign re-labels every filtered record in place, keeping the image bytes.
     first = data_files[0].name  # train-0-SSSSS-of-00003
     shard = int(first.split("-")[2])
-    result = jobs_helper.predict_job(COMMON + [
-        f"--predict_ckpt_path={teacher}", f"--label_data_dir={tmp_path}/filter_data/data", "--file_prefix=train",
-        f"--num_shards={NUM_SHARDS}", f"--shard_id={shard}", f"--output_dir={tmp_path}/reassign",
-        "--reassign_label=True"])
+    result = jobs_helper.predict_job(teacher, tmp_path / "filter_data" / "data", tmp_path / "reassign", **COMMON,
+                                     file_prefix="train", num_shards=NUM_SHARDS, shards=(shard,), reassign=True)
     assert result == {shard: "reassigned"}
     before = offline_data.read_records(str(data_files[0]), FILTERED_SPEC)
     after = offline_data.read_records(str(tmp_path / "reassign" / first), FILTERED_SPEC)
@@ -133,31 +128,29 @@ def test_predict_filter_reassign_and_offline_training(setup, tmp_path):
     np.testing.assert_allclose([float(a["prob"]) for a in after], got.max(1), rtol=1e-6)
 
     # Offline students read the filtered and the reassigned shards, with soft and with hard labels.
-    for unlabeled, temp in ((f"{tmp_path}/filter_data/data", "1"), (f"{tmp_path}/reassign", "-1")):
+    for unlabeled, temp in ((f"{tmp_path}/filter_data/data", 1), (f"{tmp_path}/reassign", -1)):
         student = str(tmp_path / f"student{temp}")
-        jobs_helper.train_job(COMMON + [
-            f"--label_data_dir={root}/lab", f"--model_dir={student}", "--train_batch_size=4", "--train_steps=2",
-            "--num_train_images=40", f"--unlabel_data_dir={unlabeled}", "--unlabel_ratio=2",
-            f"--teacher_softmax_temp={temp}"])
+        jobs_helper.train_job(student, root / "lab", **COMMON, input__train_batch_size=4, optim__train_steps=2,
+                              optim__num_train_images=40, input__unlabel_data_dir=unlabeled, input__unlabel_ratio=2,
+                              teacher__softmax_temp=temp)
         assert os.path.exists(os.path.join(student, "checkpoint"))
 
 
 def test_predict_refuses_bad_input(setup, tmp_path):
     root, teacher = setup
     with pytest.raises(UserError, match="--predict_ckpt_path is required"):
-        jobs_helper.predict_job(predict_args(root, "", tmp_path))
+        predict(root / "unl", "", tmp_path)
     with pytest.raises(UserError, match="not in 0..2"):
-        jobs_helper.predict_job(predict_args(root, teacher, tmp_path, "--shard_id=3"))
+        predict(root / "unl", teacher, tmp_path, shards=(3,))
     with pytest.raises(UserError, match="input shard .*extra-00000-of-00005 does not exist"):
-        jobs_helper.predict_job(predict_args(root, teacher, tmp_path, "--num_shards=5"))
+        predict(root / "unl", teacher, tmp_path, num_shards=5)
     os.makedirs(tmp_path / "info", exist_ok=True)
     with open(tmp_path / "info" / "info-00001-of-00003-00000.txt", "w") as f:
         json.dump({"image_num": 99}, f)
     with pytest.raises(UserError, match="says 99 images but worker 0 .* has 30"):
-        jobs_helper.predict_job(predict_args(root, teacher, tmp_path, "--shard_id=1"))
+        predict(root / "unl", teacher, tmp_path, shards=(1,))
     bad = tmp_path / "bad"
     offline_data.write(str(bad / "extra-00000-of-00003"), [offline_data.example(image__encoded=b"not a jpeg")])
     with pytest.raises(UserError, match="cannot read the images of .*extra-00000-of-00003"):
-        jobs_helper.predict_job(predict_args(bad.parent, teacher, tmp_path / "second", "--shard_id=0")
-                                + [f"--label_data_dir={bad}"])
+        predict(bad, teacher, tmp_path / "second", shards=(0,))
     assert os.listdir(tmp_path / "second" / "predict_label") == []  # no output, not even a temporary file

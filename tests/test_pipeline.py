@@ -12,8 +12,10 @@ import pytest
 from absl import flags
 
 import fault_harness
-from noisy_student_tf import pipeline
+from noisy_student_tf import flag_adapters
 from noisy_student_tf.errors import UserError
+from noisy_student_tf.flags import define_driver_flags, define_main_flags
+from noisy_student_tf.jobs import iterate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One iteration, a few steps of a tiny network; min_threshold 0 because a barely trained teacher is unsure.
@@ -84,11 +86,12 @@ def test_killed_driver_resumes_and_ends_with_the_same_summary(main_job, tmp_path
     assert fault_harness.temporaries(str(out)) == []  # the killed save's leftovers were cleaned up
 
 
-def driver_flags(args):
+def driver_config(args):
+    """iterate.py's command line through its adapter: this test is about what a re-run of a command does."""
     values = flags.FlagValues()
-    pipeline.define_flags(values)
+    define_driver_flags(values)
     values(["iterate.py", *args])
-    return values
+    return flag_adapters.driver_config(values)
 
 
 def test_other_settings_in_the_same_output_dir_are_refused(main_job):
@@ -99,17 +102,38 @@ def test_other_settings_in_the_same_output_dir_are_refused(main_job):
             "--train_batch_size=16", "--train_flags=--width_coefficient=0.25,--depth_coefficient=0.25"]
     with pytest.raises(UserError, match=r"holds a run with other settings \(changed: student_train_steps\)"):
         changed = [a.replace("--student_train_steps=6", "--student_train_steps=7") for a in args]
-        pipeline.Pipeline(driver_flags(changed)).run()
+        iterate.run(driver_config(changed))
     with pytest.raises(UserError, match="lists 2 models for 1 iterations"):
-        pipeline.Pipeline(driver_flags(args + ["--student_model_names=efficientnet-b0,efficientnet-b1"]))
+        iterate.Driver(driver_config(args + ["--student_model_names=efficientnet-b0,efficientnet-b1"]))
 
 
 def test_unlabeled_shards_are_counted_and_gaps_named(tmp_path):
     for i in (0, 2):
         (tmp_path / f"extra-{i:05d}-of-00003").write_bytes(b"")
     with pytest.raises(UserError, match=r"shards \[1\] of 3 are missing"):
-        pipeline.unlabeled_shards(str(tmp_path), "extra")
+        iterate.unlabeled_shards(str(tmp_path), "extra")
     (tmp_path / "extra-00001-of-00003").write_bytes(b"")
-    assert pipeline.unlabeled_shards(str(tmp_path), "extra") == 3
+    assert iterate.unlabeled_shards(str(tmp_path), "extra") == 3
     with pytest.raises(UserError, match="found none"):
-        pipeline.unlabeled_shards(str(tmp_path), "train")
+        iterate.unlabeled_shards(str(tmp_path), "train")
+
+
+def test_unlabel_ratio_and_teacher_path_reach_their_use_as_config_fields(tmp_path):
+    """--unlabel_ratio goes flag -> DriverConfig -> the student's TrainConfig.input (the input's unlabeled batch
+    and the loss weight read it there); main.py's --teacher_model_path goes flag -> TrainConfig.teacher."""
+    (tmp_path / "extra-00000-of-00001").write_bytes(b"")
+    driver = iterate.Driver(driver_config([f"--unlabel_data_dir={tmp_path}", "--unlabel_ratio=2.5",
+                                           "--train_batch_size=8", f"--output_dir={tmp_path}/out"]))
+    assert driver.cfg.unlabel_ratio == 2.5
+    student = driver.train_config("s", "efficientnet-b0", steps=10, seed=1, batch_size=8, unlabel_data_dir="u")
+    teacher = driver.train_config("t", "efficientnet-b0", steps=10, seed=0, batch_size=8)
+    assert student.input.unlabel_ratio == 2.5 and student.input.unlabeled_batch_size == 20
+    assert teacher.input.unlabel_ratio == 0 and teacher.input.unlabeled_batch_size == 0
+
+    values = flags.FlagValues()
+    define_main_flags(values)
+    values(["main.py", "--teacher_model_name=efficientnet-b0", "--teacher_model_path=ckpt/teacher",
+            "--unlabel_ratio=3", "--train_batch_size=4"])
+    cfg = flag_adapters.train_config(values)
+    assert cfg.teacher.checkpoint == "ckpt/teacher" and cfg.online_teacher
+    assert cfg.input.unlabeled_batch_size == 12

@@ -1,4 +1,5 @@
-"""prepro_images.py: a folder of images -> labeled/unlabeled shards (spec §4.1, §4.2, §4.8) and task_info.json."""
+"""prepro_images.py: a folder of images -> labeled/unlabeled shards (upstream `proc_svhn.py`'s formats) and
+task_info.json."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image
 
-from noisy_student_tf import tasks
+from noisy_student_tf import flag_adapters, tasks
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.flags import define_prepro_images_flags
-from noisy_student_tf.jobs import prepro_images
 
-# Parse specs written from spec §4.1 and §4.2 (not taken from the code under test).
+# Parse specs written from upstream `data_input.py`, `dataset_parser` and `unl_dst_parser` (not taken from the code
+# under test).
 LABELED_SPEC = {
     "image/encoded": tf.io.FixedLenFeature((), tf.string, ""),
     "image/class/label": tf.io.FixedLenFeature([], tf.int64, -1),
@@ -35,11 +36,12 @@ def unlabeled_spec(num_classes):
     }
 
 
+# Tests the command line's adapter: prepro_images.py as its flags run it.
 def run(*args):
     values = flags.FlagValues()
     define_prepro_images_flags(values)
     values(["prepro_images.py", *args])
-    return prepro_images.run(values)
+    return flag_adapters.run_prepro_images(None, values)
 
 
 def picture(width, height, seed):

@@ -10,17 +10,18 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import flags
 
+from noisy_student_tf import flag_adapters
 from noisy_student_tf.data.sources import svhn
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.flags import define_proc_svhn_flags
-from noisy_student_tf.jobs import proc_svhn
 
 # Small stand-ins for the three files. train must exceed the 4000 dev images; test (50 images in 64 shards)
 # gives empty shards, as linspace allows.
 SIZES = {"train": 4100, "test": 50, "extra": 300}
-NUM_SHARDS = {"train": 128, "dev": 64, "test": 64, "extra": 128}  # spec §4.8
+NUM_SHARDS = {"train": 128, "dev": 64, "test": 64, "extra": 128}  # upstream `proc_svhn.py`, `save_tfrecord`
 
-# Spec §4.1 and §4.2, written out here rather than imported, so the test checks the format itself.
+# Upstream `data_input.py`'s parsers (`dataset_parser`, `unl_dst_parser`), written out here rather than
+# imported, so the test checks the format itself.
 LABELED = {"image/encoded": tf.io.FixedLenFeature((), tf.string, ""),
            "image/class/label": tf.io.FixedLenFeature([], tf.int64, -1)}
 EXTRA = {"image/encoded": tf.io.FixedLenFeature((), tf.string, ""),
@@ -30,11 +31,12 @@ EXTRA = {"image/encoded": tf.io.FixedLenFeature((), tf.string, ""),
          "image/class/label": tf.io.FixedLenFeature([], tf.int64, -1)}
 
 
+# Tests the command line's adapter: proc_svhn.py as its flags run it.
 def run_job(*args):
     values = flags.FlagValues()
     define_proc_svhn_flags(values)
     values(["proc_svhn.py", *args])
-    return proc_svhn.run(values)
+    return flag_adapters.run_proc_svhn(None, values)
 
 
 @pytest.fixture(scope="module")

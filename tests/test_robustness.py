@@ -1,5 +1,5 @@
 """eval.py --robustness: the corruptions against independent implementations (scipy, Pillow, matplotlib),
-FGSM against its definition, and the flag end to end on a tiny trained model."""
+FGSM against its definition, the eval job with robustness on a tiny trained model, and the flags that ask for it."""
 
 import io
 import json
@@ -12,9 +12,11 @@ import tensorflow as tf
 from PIL import Image
 from scipy import ndimage
 
+import flag_helper
 import jobs_helper
 import tiny_data
-from noisy_student_tf import robustness
+from noisy_student_tf import flag_adapters, robustness
+from noisy_student_tf.config import RobustnessConfig
 from noisy_student_tf.errors import UserError
 
 
@@ -157,17 +159,15 @@ def trained_tiny(tmp_path_factory):
     tiny_data.write_labeled(str(root / "data"), "test", np.arange(30) % 10, num_shards=1, seed=3,
                             size=jobs_helper.TINY_SIZE)
     model_dir = str(root / "model")
-    jobs_helper.train_job(jobs_helper.TINY + ["--seed=1", f"--label_data_dir={root}/data", f"--model_dir={model_dir}",
-                                              "--train_batch_size=8", "--train_steps=4", "--iterations_per_loop=4",
-                                              "--save_checkpoints_steps=4", "--mode=train"])
+    jobs_helper.train_job(model_dir, root / "data", seed=1, input__train_batch_size=8, optim__train_steps=4,
+                          loop__iterations_per_loop=4, loop__save_checkpoints_steps=4)
     return root, model_dir
 
 
 def test_eval_robustness_writes_its_results_beside_eval_results(trained_tiny):
     root, model_dir = trained_tiny
-    args = jobs_helper.TINY + [f"--label_data_dir={root}/data", f"--model_dir={model_dir}", "--eval_batch_size=7",
-                               "--robustness", "--corruptions=contrast,pixelate", "--fgsm_epsilons=0,64"]
-    results = jobs_helper.eval_job(args)
+    settings = dict(eval_batch_size=7, robustness=dict(corruptions=("contrast", "pixelate"), fgsm_epsilons=(0.0, 64.0)))
+    results = jobs_helper.eval_job(model_dir, root / "data", **settings)
     with open(os.path.join(model_dir, "robustness_results.json")) as f:
         written = json.load(f)
     with open(os.path.join(model_dir, "eval_results.json")) as f:
@@ -181,19 +181,35 @@ def test_eval_robustness_writes_its_results_beside_eval_results(trained_tiny):
         np.mean([a for v in written["corruptions"].values() for a in v.values()]))
     assert written["fgsm"]["0"] == written["clean_top1"]  # a zero step changes nothing
     assert written["fgsm"]["64"] <= written["clean_top1"]
-    assert jobs_helper.eval_job(args)["robustness"] == written  # the same images on every run
+    assert jobs_helper.eval_job(model_dir, root / "data", **settings)["robustness"] == written  # the same images
 
 
 def test_eval_robustness_bad_flags_stop_before_writing(trained_tiny):
     root, model_dir = trained_tiny
-    base = jobs_helper.TINY + [f"--label_data_dir={root}/data", f"--model_dir={model_dir}", "--robustness"]
+    epsilons = tuple(float(e) for e in robustness.DEFAULT_EPSILONS)
     before = sorted(os.listdir(model_dir))
     mtime = os.path.getmtime(os.path.join(model_dir, "eval_results.json")) \
         if os.path.exists(os.path.join(model_dir, "eval_results.json")) else None
     with pytest.raises(UserError, match="fog"):
-        jobs_helper.eval_job(base + ["--corruptions=fog"])
+        jobs_helper.eval_job(model_dir, root / "data", robustness=dict(corruptions=("fog",), fgsm_epsilons=epsilons))
     with pytest.raises(UserError, match="--robustness_subset='dev'"):
-        jobs_helper.eval_job(base + ["--robustness_subset=dev", "--corruptions=contrast", "--fgsm_epsilons="])
+        jobs_helper.eval_job(model_dir, root / "data", robustness=dict(corruptions=("contrast",), fgsm_epsilons=(),
+                                                                       subset="dev"))
     assert sorted(os.listdir(model_dir)) == before
     if mtime is not None:
         assert os.path.getmtime(os.path.join(model_dir, "eval_results.json")) == mtime
+
+
+# Tests the command line's adapter: eval.py's robustness flags become the config the tests above run.
+def test_robustness_flags_give_the_robustness_config(tmp_path):
+    def robustness_of(*args):
+        return flag_adapters.eval_config(flag_helper.main_flags(
+            *jobs_helper.TINY_FLAGS, f"--model_dir={tmp_path}", f"--label_data_dir={tmp_path}", *args)).robustness
+
+    assert robustness_of() is None
+    assert robustness_of("--robustness", "--corruptions=contrast,pixelate", "--fgsm_epsilons=0,64") == \
+        RobustnessConfig(corruptions=("contrast", "pixelate"), fgsm_epsilons=(0.0, 64.0))
+    assert robustness_of("--robustness", "--robustness_subset=dev", "--fgsm_epsilons=", "--seed=3") == \
+        RobustnessConfig(corruptions=robustness.CORRUPTIONS, fgsm_epsilons=(), subset="dev", seed=3)
+    with pytest.raises(UserError, match="fog"):
+        robustness_of("--robustness", "--corruptions=fog")

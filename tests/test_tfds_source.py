@@ -9,12 +9,11 @@ import jobs_helper
 
 
 def test_train_and_eval_from_tfds(tmp_path):
-    args = jobs_helper.TINY_SVHN + ["--label_data_dir=tfds:svhn_cropped", f"--model_dir={tmp_path}/model",
-                                    "--train_steps=4", "--train_batch_size=8", "--num_train_images=24",
-                                    "--iterations_per_loop=2", "--save_checkpoints_steps=2", "--eval_batch_size=5"]
+    model_dir, data = tmp_path / "model", "tfds:svhn_cropped"
     with tfds.testing.mock_data(num_examples=24):
-        jobs_helper.train_job(args)
-        results = jobs_helper.eval_job(args)
+        jobs_helper.train_job(model_dir, data, svhn=True, optim__train_steps=4, input__train_batch_size=8,
+                              optim__num_train_images=24, loop__iterations_per_loop=2, loop__save_checkpoints_steps=2)
+        results = jobs_helper.eval_job(model_dir, data, svhn=True, eval_batch_size=5)
     assert results["test"]["num_images"] == 24  # every image, with a partial last batch of 4
     with open(os.path.join(tmp_path, "model", "eval_results.json")) as f:
         assert json.load(f)["test"]["num_images"] == 24

@@ -9,15 +9,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import flag_helper
 import jobs_helper
 import tiny_data
+from noisy_student_tf import flag_adapters
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import CheckpointError, UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = jobs_helper.TINY_SIZE
-BASE = jobs_helper.TINY + ["--train_steps=3", "--train_batch_size=4", "--num_train_images=40",
-                           "--log_step_count_steps=1", "--iterations_per_loop=1", "--save_checkpoints_steps=2"]
+BASE = dict(optim__train_steps=3, input__train_batch_size=4, optim__num_train_images=40, loop__log_step_count_steps=1,
+            loop__iterations_per_loop=1, loop__save_checkpoints_steps=2)
+# BASE as main.py's flags, for the real script and the command line's adapter.
+BASE_FLAGS = jobs_helper.TINY_FLAGS + ["--train_steps=3", "--train_batch_size=4", "--num_train_images=40",
+                                       "--log_step_count_steps=1", "--iterations_per_loop=1",
+                                       "--save_checkpoints_steps=2"]
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +39,20 @@ def no_checkpoint_written(model_dir):
                                                                                                     "checkpoint"))]
 
 
-def train_fails(tmp_path, args, match, error=UserError):
+def train_fails(tmp_path, label_data_dir, match, error=UserError, **changes):
     model_dir = str(tmp_path / "model")
     with pytest.raises(error, match=match):
-        jobs_helper.train_job(BASE + [f"--model_dir={model_dir}", *args])
+        jobs_helper.train_job(model_dir, label_data_dir, **{**BASE, **changes})
     assert no_checkpoint_written(model_dir)
 
 
 def test_missing_data_dir(tmp_path):
-    train_fails(tmp_path, [f"--label_data_dir={tmp_path}/nowhere"], r"--label_data_dir: directory '.*nowhere' "
-                                                                   r"does not exist")
+    train_fails(tmp_path, tmp_path / "nowhere", r"--label_data_dir: directory '.*nowhere' does not exist")
 
 
 def test_no_matching_files(tmp_path):
     (tmp_path / "empty").mkdir()
-    train_fails(tmp_path, [f"--label_data_dir={tmp_path}/empty"], r"no files matching train\*")
+    train_fails(tmp_path, tmp_path / "empty", r"no files matching train\*")
 
 
 def test_corrupt_record(tmp_path, good):
@@ -55,31 +60,30 @@ def test_corrupt_record(tmp_path, good):
     bad.mkdir()
     data = (good / "lab" / records.shard_name("train", 0, 2)).read_bytes()
     (bad / "train-00000-of-00001").write_bytes(data[:40] + b"\x00" * 16 + data[56:])  # breaks a record CRC
-    train_fails(tmp_path, [f"--label_data_dir={bad}"],
+    train_fails(tmp_path, bad,
                 r"bad training input near step 0 \(reading --label_data_dir=.*corrupt\): .*corrupted record")
 
 
 def test_label_out_of_range(tmp_path):
     records.write_records(str(tmp_path / "lab" / "train-00000-of-00001"), [
         records.labeled_example(tiny_data.jpeg(tiny_data.class_images([1], np.random.RandomState(0), SIZE)[0]), 12)])
-    train_fails(tmp_path, [f"--label_data_dir={tmp_path}/lab"], r"image/class/label - 1 outside 0..9")
+    train_fails(tmp_path, tmp_path / "lab", r"image/class/label - 1 outside 0..9")
 
 
 def test_image_of_the_wrong_size_for_the_model(tmp_path):
     tiny_data.write_labeled(tmp_path / "big", "train", tiny_data.balanced_labels(1), size=32)
-    train_fails(tmp_path, [f"--label_data_dir={tmp_path}/big"], r"small_image_model expects 16x16 images")
+    train_fails(tmp_path, tmp_path / "big", r"small_image_model expects 16x16 images")
 
 
 def test_raw_unlabeled_shards_without_a_teacher(tmp_path, good):
-    train_fails(tmp_path, [f"--label_data_dir={good}/lab", f"--unlabel_data_dir={good}/raw_extra",
-                           "--unlabel_ratio=1"], r"unlabeled record without teacher predictions")
+    train_fails(tmp_path, good / "lab", r"unlabeled record without teacher predictions",
+                input__unlabel_data_dir=str(good / "raw_extra"), input__unlabel_ratio=1)
 
 
 def test_nan_loss_stops_without_saving_the_diverged_state(tmp_path, good):
     model_dir = str(tmp_path / "model")
     with pytest.raises(UserError, match=r"non-finite training values by step (\d).*training diverged") as info:
-        jobs_helper.train_job(BASE + [f"--model_dir={model_dir}", f"--label_data_dir={good}/lab",
-                                      "--base_learning_rate=1e30"])
+        jobs_helper.train_job(model_dir, good / "lab", **BASE, optim__base_learning_rate=1e30)
     failed_at = int(re.search(r"by step (\d+)", str(info.value)).group(1))
     # The warmup starts at LR 0, so a checkpoint from before the divergence may exist; it must be finite.
     latest = tf.train.latest_checkpoint(model_dir)
@@ -93,43 +97,51 @@ def test_nan_loss_stops_without_saving_the_diverged_state(tmp_path, good):
 
 def test_teacher_checkpoint_with_another_class_count(tmp_path, good):
     teacher_dir = str(tmp_path / "teacher")
-    jobs_helper.train_job(BASE + [f"--model_dir={teacher_dir}", f"--label_data_dir={good}/lab",
-                                  "--num_label_classes=12", "--train_steps=1"])
-    train_fails(tmp_path, [f"--label_data_dir={good}/lab", f"--unlabel_data_dir={good}/raw_extra",
-                           "--unlabel_ratio=1", "--teacher_model_name=efficientnet-b0",
-                           f"--teacher_model_path={teacher_dir}"],
-                r"teacher .* does not fit the model \(teacher_model, 10 classes\)", CheckpointError)
+    jobs_helper.train_job(teacher_dir, good / "lab", **{**BASE, "optim__train_steps": 1}, model__num_classes=12)
+    train_fails(tmp_path, good / "lab", r"teacher .* does not fit the model \(teacher_model, 10 classes\)",
+                CheckpointError, input__unlabel_data_dir=str(good / "raw_extra"), input__unlabel_ratio=1,
+                teacher=jobs_helper.teacher(checkpoint=teacher_dir))
 
 
 def test_missing_teacher_checkpoint_stops_before_step_one(tmp_path, good):
-    train_fails(tmp_path, [f"--label_data_dir={good}/lab", f"--unlabel_data_dir={good}/raw_extra",
-                           "--unlabel_ratio=1", "--teacher_model_name=efficientnet-b0",
-                           f"--teacher_model_path={tmp_path}/no_teacher/model.ckpt"],
-                r"checkpoint '.*no_teacher/model.ckpt' not found", CheckpointError)
-    train_fails(tmp_path, [f"--label_data_dir={good}/lab", f"--unlabel_data_dir={good}/raw_extra",
-                           "--unlabel_ratio=1", "--teacher_model_name=efficientnet-b0"],
-                r"--teacher_model_path is empty")
+    unlabeled = dict(input__unlabel_data_dir=str(good / "raw_extra"), input__unlabel_ratio=1)
+    train_fails(tmp_path, good / "lab", r"checkpoint '.*no_teacher/model.ckpt' not found", CheckpointError,
+                **unlabeled, teacher=jobs_helper.teacher(checkpoint=tmp_path / "no_teacher" / "model.ckpt"))
+    train_fails(tmp_path, good / "lab", r"--teacher_model_path is empty", **unlabeled,
+                teacher=jobs_helper.teacher())
 
 
+@pytest.mark.parametrize("changes, match", [
+    (dict(augment__augment_name="v2"), r"unknown augment_name 'v2'"),
+    (dict(input__train_batch_size=0), r"--train_batch_size must be positive"),
+    (dict(input__unlabel_ratio=2), r"--unlabel_ratio > 0 needs --unlabel_data_dir"),
+])
+def test_bad_settings(tmp_path, good, changes, match):
+    train_fails(tmp_path, good / "lab", match, **changes)
+
+
+# Tests the command line's adapter: these values are flag text (names of a model and of a task).
 @pytest.mark.parametrize("args, match", [
     (["--model_name=efficientnet-b9"], r"--model_name='efficientnet-b9' is not a model"),
-    (["--augment_name=v2"], r"unknown augment_name 'v2'"),
-    (["--train_batch_size=0"], r"--train_batch_size must be positive"),
     (["--task_name=cifar"], r"unknown --task_name='cifar'"),
-    (["--unlabel_ratio=2"], r"--unlabel_ratio > 0 needs --unlabel_data_dir"),
 ])
 def test_bad_flags(tmp_path, good, args, match):
-    train_fails(tmp_path, [f"--label_data_dir={good}/lab", *args], match)
+    model_dir = str(tmp_path / "model")
+    values = flag_helper.main_flags(*BASE_FLAGS, "--mode=train", f"--model_dir={model_dir}",
+                                    f"--label_data_dir={good}/lab", *args)
+    with pytest.raises(UserError, match=match):
+        flag_adapters.run_main(None, values)
+    assert no_checkpoint_written(model_dir)
 
 
 def test_eval_without_a_checkpoint(tmp_path, good):
     with pytest.raises(CheckpointError, match="holds no usable checkpoint"):
         os.makedirs(tmp_path / "fresh")
-        jobs_helper.eval_job(jobs_helper.TINY + [f"--model_dir={tmp_path}/fresh", f"--label_data_dir={good}/lab"])
+        jobs_helper.eval_job(tmp_path / "fresh", good / "lab")
 
 
 def test_command_line_exits_non_zero_with_one_clear_line(tmp_path):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *BASE,
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *BASE_FLAGS,
                              f"--label_data_dir={tmp_path}/nowhere", f"--model_dir={tmp_path}/model"],
                             capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert result.returncode == 1

@@ -1,4 +1,5 @@
-"""Image preprocessing of the original code (spec §9.2-9.5): the student's noisy view and the clean view.
+"""Image preprocessing of the original code (upstream `preprocessing.py`, `preprocess_image`, and `data_input.py`):
+the student's noisy view and the clean view.
 
 Two paths, chosen by `small_image_model`:
 * ImageNet style: random distorted-box crop + bicubic resize + flip for training; centre crop `S/(S+32)` +
@@ -14,35 +15,17 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+# The augmentation names are checked where configs are made; preprocess_image checks again for direct callers.
+from noisy_student_tf.config import AUGMENT_NAMES, check_augment_name, unlabeled_augment_name  # noqa: F401
 from noisy_student_tf.data import randaugment
-from noisy_student_tf.errors import UserError
 
 CROP_PADDING = 32  # upstream preprocessing.CROP_PADDING: eval crops S/(S+32) of the short side
 SMALL_IMAGE_PAD = 4  # upstream small_image_crop: reflect-pad 4 pixels, then crop back to S
-AUGMENT_NAMES = ("v1",)  # upstream's only RandAugment policy name
-# Upstream _random_crop parameters (spec §9.2).
+# Upstream `preprocessing.py`, `_random_crop` parameters.
 CROP_MIN_OBJECT_COVERED = 0.1
 CROP_ASPECT_RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 CROP_AREA_RANGE = (0.08, 1.0)
 CROP_MAX_ATTEMPTS = 10
-
-
-def check_augment_name(augment_name):
-    """None or '' (crop/flip only) or 'v1' (RandAugment); anything else is an error (upstream: assert)."""
-    if augment_name in (None, "") or augment_name in AUGMENT_NAMES:
-        return augment_name or None
-    raise UserError(f"unknown augment_name {augment_name!r}: use 'v1' for RandAugment, or leave it empty "
-                    "for crop/flip only")
-
-
-def unlabeled_augment_name(augment_name, unl_aug="default"):
-    """Spec §9.5: unl_aug 'default' follows augment_name; any other value is used for unlabeled images."""
-    name = augment_name if unl_aug == "default" else unl_aug
-    try:
-        return check_augment_name(name)
-    except UserError:
-        raise UserError(f"unknown unl_aug {unl_aug!r}: use 'default' (same as augment_name), 'v1', "
-                        "or '' for crop/flip only") from None
 
 
 def decode_image(image_bytes):
@@ -58,7 +41,8 @@ def resize_bicubic(image, size: int):
 
 
 def center_crop(image, image_size: int):
-    """Centre crop of side int(S / (S + 32) * min(h, w)), bicubic-resized to S x S (spec §9.2)."""
+    """Centre crop of side int(S / (S + 32) * min(h, w)), bicubic-resized to S x S (upstream `preprocessing.py`,
+    `center_crop`)."""
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
     side = tf.cast(image_size / (image_size + CROP_PADDING) * tf.cast(tf.minimum(height, width), tf.float32),
@@ -122,7 +106,8 @@ def _randaugment(image, randaug_layer, randaug_mag, *, cutout_const, translate_c
 def preprocess_for_train(image, image_size: int, *, small_image_model: bool, augment_name=None,
                          randaug_layer: int = 2, randaug_mag: float = 27, cutout_op: bool = True,
                          flip: bool = True, contrast_mode: str = "pil", seed=None):
-    """The noisy student view of a uint8 image (spec §9.2 train, §9.3 train). `flip=False` for SVHN."""
+    """The noisy student view of a uint8 image (upstream `preprocessing.py`, `_preprocess_for_train`; small images:
+    `_cifar10_preprocess_for_train`). `flip=False` for SVHN."""
     augment_name = check_augment_name(augment_name)
     crop_seed, flip_seed, randaug_seed, cutout_seed = randaugment.split_seed(seed, 4)
     if small_image_model:
@@ -151,7 +136,7 @@ def preprocess_for_train(image, image_size: int, *, small_image_model: bool, aug
 
 
 def preprocess_for_eval(image, image_size: int, *, small_image_model: bool):
-    """The clean view used by eval, the teacher and prediction (spec §9.2 eval, §9.3 eval)."""
+    """The clean view used by eval, the teacher and prediction (upstream `preprocessing.py`, `_preprocess_for_eval`)."""
     if small_image_model:
         return tf.cast(_check_small_image(image, image_size), tf.float32)
     return tf.reshape(center_crop(image, image_size), [image_size, image_size, 3])

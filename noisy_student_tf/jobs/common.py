@@ -29,9 +29,10 @@ def print_help_and_exit(program: str) -> None:
 
 
 def run(main, program: str | None = None) -> None:
-    """absl `app.run(main)`, but a `UserError`, or storage refusing a write (disk full, read-only), prints one
-    clear line and exits with status 1. With `program` (cli.PROGRAMS' name), `--help`, `-h` and `--helpshort`
-    print that program's flags before `main` (whose job modules import TensorFlow) is even imported."""
+    """absl `app.run(main)`, but arguments that are not flags, a `UserError`, or storage refusing a write (disk
+    full, read-only) print one clear line and exit with status 1. With `program` (cli.PROGRAMS' name), `--help`,
+    `-h` and `--helpshort` print that program's flags before `main` (whose modules import TensorFlow) is even
+    imported."""
     args = sys.argv[1:]
     args = args[:args.index("--")] if "--" in args else args
     if program is not None and any(arg in HELP_ARGS for arg in args):
@@ -39,7 +40,9 @@ def run(main, program: str | None = None) -> None:
 
     def guarded(argv):
         try:
-            return main(argv)
+            if len(argv) > 1:
+                raise UserError(f"unexpected arguments {argv[1:]}; flags are written --name=value")
+            main(argv)  # what a job returns is for Python callers: absl would print it and exit with 1
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)

@@ -1,5 +1,5 @@
-"""`--mode=eval` (spec §5.10): top-1, top-5 and loss on dev and test with the EMA weights of model_dir's latest
-checkpoint, every image counted; also written to model_dir/eval_results.json."""
+"""`--mode=eval` (upstream `main.py`, `model_fn` in eval mode): top-1, top-5 and loss on dev and test with the
+EMA weights of model_dir's latest checkpoint, every image counted; also written to model_dir/eval_results.json."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import tensorflow as tf
 from absl import logging
 
 from noisy_student_tf import robustness
-from noisy_student_tf.data import pipeline
+from noisy_student_tf.data.inputs import eval_dataset, eval_subsets
 from noisy_student_tf.errors import UserError, first_line
 from noisy_student_tf.io_utils import atomic_write_text, remove_dead_temporaries
-from noisy_student_tf.jobs import settings as settings_lib
-from noisy_student_tf.training import checkpoints, losses
-from noisy_student_tf.training.trainer import normalize
+from noisy_student_tf.config import EvalConfig
+from noisy_student_tf.jobs.restore import restore_model
+from noisy_student_tf.models.inference import clean_logits
+from noisy_student_tf.training import losses
 
 RESULTS_FILE = "eval_results.json"
 ROBUSTNESS_FILE = "robustness_results.json"
@@ -26,7 +27,7 @@ def evaluate_subset(model, dataset, *, mean, std, num_classes: int, label_smooth
 
     @tf.function
     def batch_sums(images, labels):
-        logits = tf.cast(model(normalize(images, mean, std), training=False), tf.float32)
+        logits = clean_logits(model, images, mean, std)
         targets = losses.smoothed_one_hot(labels, num_classes, label_smoothing)
         top1 = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels)
         top5 = tf.math.in_top_k(labels, logits, top_k)
@@ -44,64 +45,74 @@ def evaluate_subset(model, dataset, *, mean, std, num_classes: int, label_smooth
             "loss": float(ce / count), "num_images": int(count)}
 
 
-def run(F) -> dict:
-    settings = settings_lib.resolve(F)
-    if not F.model_dir:
+def validate(cfg: EvalConfig) -> None:
+    """Checks `cfg` before any work (the data directory only under robustness: otherwise a missing checkpoint
+    is reported first, as before)."""
+    if not cfg.model_dir:
         raise UserError("--model_dir is required: the training run to evaluate")
-    if not F.label_data_dir:
+    if not cfg.label_data_dir:
         raise UserError("--label_data_dir is required: the directory of the dev*/test* shards")
-    if F.eval_batch_size <= 0:
-        raise UserError(f"--eval_batch_size must be positive, got {F.eval_batch_size}")
-    if F.robustness:  # flag errors before the work
-        corruptions = robustness.check_corruptions(F.corruptions)
-        epsilons = robustness.parse_epsilons(F.fgsm_epsilons)
-        subsets = pipeline.eval_subsets(F.label_data_dir)
-        if F.robustness_subset not in subsets:
-            raise UserError(f"--robustness_subset={F.robustness_subset!r}: {F.label_data_dir} has "
+    if cfg.eval_batch_size <= 0:
+        raise UserError(f"--eval_batch_size must be positive, got {cfg.eval_batch_size}")
+    if cfg.robustness is not None:
+        robustness.check_corruptions(cfg.robustness.corruptions)
+        robustness.parse_epsilons(cfg.robustness.fgsm_epsilons)
+        subsets = eval_subsets(cfg.label_data_dir)
+        if cfg.robustness.subset not in subsets:
+            raise UserError(f"--robustness_subset={cfg.robustness.subset!r}: {cfg.label_data_dir} has "
                             f"{', '.join(subsets)} to evaluate")
-    model = settings.model.build()
-    description = checkpoints.load_inference_weights(model, F.model_dir, prefer_ema=F.moving_average_decay > 0,
-                                                     what="model", model_name=settings.model.model_name)
+
+
+def run(cfg: EvalConfig) -> dict:
+    """Evaluates the latest checkpoint of `cfg.model_dir` on every eval subset of `cfg.label_data_dir`.
+
+    Returns:
+        {subset: {"top_1_accuracy", "top_5_accuracy", "loss", "num_images"}}, plus "robustness" when asked;
+        also written to model_dir/eval_results.json (and robustness_results.json).
+    """
+    validate(cfg)
+    model, description = restore_model(cfg.model, cfg.model_dir, use_ema=cfg.use_ema, what="model")
     logging.info("evaluating %s", description)
-    wd_loss = float(losses.weight_decay_loss(model.trainable_variables, F.weight_decay))
-    expected = {"dev": settings.num_eval_images, "test": settings.num_test_images}
+    subsets = eval_subsets(cfg.label_data_dir)
+    wd_loss = float(losses.weight_decay_loss(model.trainable_variables, cfg.weight_decay))
+    expected = {"dev": ("num_eval_images", cfg.num_eval_images), "test": ("num_test_images", cfg.num_test_images)}
     results = {}
-    for subset in pipeline.eval_subsets(F.label_data_dir):
-        dataset = pipeline.eval_dataset(F.label_data_dir, subset, F.eval_batch_size,
-                                        image_size=settings.model.image_size,
-                                        small_image_model=settings.model.small_image_model,
-                                        num_classes=settings.model.num_classes)
+    for subset in subsets:
         try:
-            result = evaluate_subset(model, dataset, mean=settings.task.mean, std=settings.task.std,
-                                     num_classes=settings.model.num_classes, label_smoothing=F.label_smoothing)
+            result = evaluate_subset(model, _dataset(cfg, subset), mean=cfg.task.mean, std=cfg.task.std,
+                                     num_classes=cfg.model.num_classes, label_smoothing=cfg.label_smoothing)
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
-            raise UserError(f"bad {subset} data in {F.label_data_dir}: {first_line(e)}") from None
+            raise UserError(f"bad {subset} data in {cfg.label_data_dir}: {first_line(e)}") from None
         result["loss"] += wd_loss  # upstream's eval loss includes the weight decay term
-        flag = {"dev": "num_eval_images", "test": "num_test_images"}.get(subset)
-        if flag and F[flag].present and expected[subset] != result["num_images"]:
-            logging.warning("%s: counted %d images, --%s=%d", subset, result["num_images"], flag, expected[subset])
+        flag, count = expected.get(subset, (None, None))
+        if count is not None and count != result["num_images"]:
+            logging.warning("%s: counted %d images, --%s=%d", subset, result["num_images"], flag, count)
         logging.info("%s: top-1 %.4f  top-5 %.4f  loss %.4f  (%d images)", subset, result["top_1_accuracy"],
                      result["top_5_accuracy"], result["loss"], result["num_images"])
         results[subset] = result
-    os.makedirs(F.model_dir, exist_ok=True)
-    remove_dead_temporaries(F.model_dir)  # a results file whose writer was killed (live writers' are kept)
-    atomic_write_text(os.path.join(F.model_dir, RESULTS_FILE), json.dumps(results, indent=2) + "\n")
-    if F.robustness:
-        results["robustness"] = evaluate_robustness(F, settings, model, corruptions, epsilons)
+    os.makedirs(cfg.model_dir, exist_ok=True)
+    remove_dead_temporaries(cfg.model_dir)  # a results file whose writer was killed (live writers' are kept)
+    atomic_write_text(os.path.join(cfg.model_dir, RESULTS_FILE), json.dumps(results, indent=2) + "\n")
+    if cfg.robustness is not None:
+        results["robustness"] = evaluate_robustness(cfg, model)
     return results
 
 
-def evaluate_robustness(F, settings, model, corruptions, epsilons) -> dict:
-    """Paper §4.3-4.4: top-1 under corruptions and FGSM, in its own file (eval_results.json keeps upstream's
-    shape)."""
-    dataset = pipeline.eval_dataset(F.label_data_dir, F.robustness_subset, F.eval_batch_size,
-                                    image_size=settings.model.image_size,
-                                    small_image_model=settings.model.small_image_model,
-                                    num_classes=settings.model.num_classes)
-    logging.info("robustness on %s: %d corruptions x 5 severities, FGSM at %s", F.robustness_subset,
-                 len(corruptions), ", ".join(f"{e:g}" for e in epsilons) or "no epsilon")
-    result = robustness.evaluate(model, dataset, mean=settings.task.mean, std=settings.task.std,
-                                 corruptions=corruptions, epsilons=epsilons, seed=F.seed or 0, log=logging.info)
-    result["subset"] = F.robustness_subset
-    atomic_write_text(os.path.join(F.model_dir, ROBUSTNESS_FILE), json.dumps(result, indent=2) + "\n")
+def _dataset(cfg: EvalConfig, subset: str):
+    return eval_dataset(cfg.label_data_dir, subset, cfg.eval_batch_size, image_size=cfg.model.image_size,
+                        small_image_model=cfg.model.small_image_model, num_classes=cfg.model.num_classes)
+
+
+def evaluate_robustness(cfg: EvalConfig, model) -> dict:
+    """Paper section 4.3-4.4: top-1 under corruptions and FGSM, in its own file (eval_results.json keeps
+    upstream's shape)."""
+    rob = cfg.robustness
+    epsilons = robustness.parse_epsilons(rob.fgsm_epsilons)
+    logging.info("robustness on %s: %d corruptions x 5 severities, FGSM at %s", rob.subset,
+                 len(rob.corruptions), ", ".join(f"{e:g}" for e in epsilons) or "no epsilon")
+    result = robustness.evaluate(model, _dataset(cfg, rob.subset), mean=cfg.task.mean, std=cfg.task.std,
+                                 corruptions=robustness.check_corruptions(rob.corruptions), epsilons=epsilons,
+                                 seed=rob.seed, log=logging.info)
+    result["subset"] = rob.subset
+    atomic_write_text(os.path.join(cfg.model_dir, ROBUSTNESS_FILE), json.dumps(result, indent=2) + "\n")
     return result

@@ -26,16 +26,16 @@ import shutil
 
 import keras
 import tensorflow as tf
-from absl import flags, logging
+from absl import logging
 
 from noisy_student_tf.data import preprocessing
 from noisy_student_tf.errors import UserError
 # The temporary-name scheme of io_utils, so that exports' temporary directories are named and cleaned alike.
 from noisy_student_tf.io_utils import _HOST, _TEMP, _alive, temp_path_for
-from noisy_student_tf.jobs import settings as settings_lib
+from noisy_student_tf.config import ExportConfig
+from noisy_student_tf.jobs.restore import restore_model
 from noisy_student_tf.models import tf1_checkpoint
-from noisy_student_tf.training import checkpoints
-from noisy_student_tf.training.trainer import normalize
+from noisy_student_tf.models.inference import clean_logits
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
@@ -55,8 +55,7 @@ class ServingModule(tf.Module):
 
         def classify(images):
             def predict():
-                logits = model(normalize(images, mean, std), training=False)
-                probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+                probabilities = tf.nn.softmax(clean_logits(model, images, mean, std))
                 return probabilities, tf.argmax(probabilities, axis=-1, output_type=tf.int64)
 
             # TF's conv2d returns an empty batch in the input's shape (the next op then fails), so an empty
@@ -95,15 +94,6 @@ class ServingModule(tf.Module):
             tf.TensorSpec([None, side, side, 3], tf.uint8, name="images")])
 
 
-def checkpoint_path(F) -> tuple[str, str]:
-    """(path, flag name): --predict_ckpt_path wins over --model_dir."""
-    if F.predict_ckpt_path:
-        return F.predict_ckpt_path, "--predict_ckpt_path"
-    if F.model_dir:
-        return F.model_dir, "--model_dir"
-    raise UserError("--model_dir (or --predict_ckpt_path) is required: the checkpoint to export")
-
-
 def check_output(output: str | None, overwrite: bool) -> str:
     if not output:
         raise UserError("--output is required: the directory to write model.keras, saved_model/ and "
@@ -129,17 +119,8 @@ def remove_dead_exports(output: str) -> None:
         logging.info("removed %s, left by an interrupted export", name)
 
 
-def build_model(settings, ckpt: str, flag: str, prefer_ema: bool) -> tuple[keras.Model, str]:
-    # Serving in float32 whatever the training precision; the checkpoint's variables are float32.
-    keras.mixed_precision.set_global_policy("float32")
-    model = settings.model.build()
-    description = checkpoints.load_inference_weights(model, ckpt, prefer_ema=prefer_ema, what=flag,
-                                                     model_name=settings.model.model_name)
-    return model, description
-
-
-def export_info(F, settings, prefix: str, description: str) -> dict:
-    model, task = settings.model, settings.task
+def export_info(cfg: ExportConfig, prefix: str, description: str) -> dict:
+    model, task = cfg.model, cfg.task
     return {
         "model_name": model.model_name,
         "num_classes": model.num_classes,
@@ -147,7 +128,7 @@ def export_info(F, settings, prefix: str, description: str) -> dict:
         "small_image_model": model.small_image_model,
         "width_coefficient": model.width_coefficient,
         "depth_coefficient": model.depth_coefficient,
-        "task_name": F.task_name,
+        "task_name": cfg.task_name or task.name,
         "mean": list(task.mean),
         "std": list(task.std),
         "checkpoint": prefix,
@@ -165,12 +146,11 @@ def export_info(F, settings, prefix: str, description: str) -> dict:
     }
 
 
-def write_export(directory: str, model: keras.Model, settings, info: dict) -> None:
+def write_export(directory: str, model: keras.Model, cfg: ExportConfig, info: dict) -> None:
     os.makedirs(directory)
     model.save(os.path.join(directory, KERAS_FILE))
-    module = ServingModule(model, image_size=settings.model.image_size,
-                           small_image_model=settings.model.small_image_model,
-                           mean=settings.task.mean, std=settings.task.std)
+    module = ServingModule(model, image_size=cfg.model.image_size, small_image_model=cfg.model.small_image_model,
+                           mean=cfg.task.mean, std=cfg.task.std)
     tf.saved_model.save(module, os.path.join(directory, SAVED_MODEL_DIR),
                         signatures={"serving_default": module.serve_bytes, "serve_images": module.serve_images})
     with open(os.path.join(directory, INFO_FILE), "w", encoding="utf-8") as f:
@@ -192,31 +172,24 @@ def move_into_place(tmp: str, output: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def run(F) -> str:
-    """Exports the checkpoint the flags name; returns the output directory."""
-    settings_lib.report_ignored_flags(F)
-    output = check_output(F.output, F.overwrite)
-    settings = settings_lib.resolve(F)
-    ckpt, flag = checkpoint_path(F)
-    model, description = build_model(settings, ckpt, flag, prefer_ema=F.moving_average_decay > 0)
+def run(cfg: ExportConfig) -> str:
+    """Exports the checkpoint `cfg` names; returns the output directory."""
+    output = check_output(cfg.output, cfg.overwrite)
+    # Serving in float32 whatever the training precision; the checkpoint's variables are float32.
+    keras.mixed_precision.set_global_policy("float32")
+    model, description = restore_model(cfg.model, cfg.checkpoint, use_ema=cfg.use_ema, what=cfg.checkpoint_flag)
     logging.info("exporting %s", description)
-    prefix = tf1_checkpoint.resolve_checkpoint_path(ckpt)  # the checkpoint actually read, for the record
+    prefix = tf1_checkpoint.resolve_checkpoint_path(cfg.checkpoint)  # the checkpoint actually read, for the record
     prefix = prefix if "://" in prefix else os.path.abspath(prefix)
-    info = export_info(F, settings, prefix, description)
+    info = export_info(cfg, prefix, description)
     tmp = temp_path_for(output)  # a hidden sibling: same file system, so the final rename is atomic
     remove_dead_exports(output)
     try:
-        write_export(tmp, model, settings, info)
+        write_export(tmp, model, cfg, info)
         move_into_place(tmp, output)
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
-    logging.info("wrote %s (%s, %d classes, %dx%d input)", output, settings.model.model_name,
-                 settings.model.num_classes, settings.model.image_size, settings.model.image_size)
+    logging.info("wrote %s (%s, %d classes, %dx%d input)", output, cfg.model.model_name,
+                 cfg.model.num_classes, cfg.model.image_size, cfg.model.image_size)
     return output
-
-
-def main(argv) -> None:
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; flags are written --name=value")
-    run(flags.FLAGS)

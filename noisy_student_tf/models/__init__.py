@@ -9,6 +9,7 @@ from noisy_student_tf.models.efficientnet import (  # noqa: F401
     describe_model,
     get_model_params,
 )
+from noisy_student_tf.models.inference import clean_logits, model_from_config, normalize  # noqa: F401
 from noisy_student_tf.models.tf1_checkpoint import (  # noqa: F401
     LoadReport,
     load_tf1_checkpoint,

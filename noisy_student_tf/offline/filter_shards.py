@@ -1,9 +1,10 @@
-"""filter_unlabel (spec §6): per-shard confidence statistics, per-class thresholds, balanced shards.
+"""filter_unlabel (upstream `filter_unlabel.py`): per-shard confidence statistics, per-class thresholds, balanced
+shards.
 
 One call of `run_shard` is one upstream invocation (one shard, one task, one phase); `run_all_shards` runs
-both phases over every shard in one process. Outputs keep upstream's names and formats (§4.5, §4.7); each is
-written atomically, and each derived file notes its inputs (`provenance`) so that a re-run skips finished work
-but never reuses results computed from other predictions or flags.
+both phases over every shard in one process. Outputs keep upstream's names and formats (`filter_image_by_idx`,
+`get_threshold`); each is written atomically, and each derived file notes its inputs (`provenance`) so that a
+re-run skips finished work but never reuses results computed from other predictions or flags.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from noisy_student_tf.offline import filtering, provenance, samples, shard_io
 from noisy_student_tf.progress import Progress
 
 CHUNK_RECORDS = 10000  # upstream shuffles and writes the kept records in chunks of this many
-SAMPLES_PER_CLASS_NUMERATOR = 30000.0  # spec §4.9: each written record is saved with p = 30000 / (num_image*1000)
+# Upstream filter_image_by_idx saves each written record as a sample JPEG with p = 30000 / (num_image * 1000).
+SAMPLES_PER_CLASS_NUMERATOR = 30000.0
 SAMPLES_PER_CLASS_DENOMINATOR = 1000.0
 
 
 @dataclasses.dataclass(frozen=True)
 class FilterConfig:
-    """The flags of upstream filter_unlabel.py (spec §1.2) plus the additions described in MIGRATION.md."""
+    """The flags of upstream filter_unlabel.py plus the additions described in MIGRATION.md; `jobs.filter_unlabel.run`
+    runs it."""
 
     input_dir: str
     prediction_dir: str
@@ -56,6 +59,11 @@ class FilterConfig:
     rebuild_stale: bool = False
     poll_seconds: float = 10.0
     wait_timeout: float = 3600.0
+    # Which invocation this is: one shard's phase (upstream), or both phases of every shard (--all_shards).
+    shard_id: int = 0
+    only_get_stats: bool = False
+    all_shards: bool = False
+    num_workers: int | None = None  # --all_shards threads; None: one per CPU core
 
     def validate(self) -> None:
         for name in ("num_classes", "num_shards", "num_image", "total_replicas"):
@@ -73,7 +81,7 @@ class FilterConfig:
                 raise UserError(f"--{name} is required")
         records.check_file_prefix(self.file_prefix)
 
-    # --- names (spec §3, §4.5, §4.7) ---
+    # --- names (upstream filter_unlabel.py's and local_scripts/svhn/filter_unlabel.sh's) ---
     def prelim_path(self, shard: int, task: int) -> str:
         return os.path.join(self.prelim_stats_dir, "prelim_stats_%05d_%d.json" % (shard, task))
 
@@ -93,7 +101,7 @@ class FilterConfig:
 
     # --- who reads what ---
     def workers(self) -> list[int]:
-        """Spec §6.3: the prediction replicas this job reads."""
+        """The prediction replicas this job reads (upstream `filter_unlabel.py`, `main`)."""
         if self.debug == 1:
             return [0]
         if self.task != -1:
@@ -101,7 +109,7 @@ class FilterConfig:
         return list(range(self.total_replicas))
 
     def aggregated(self) -> list[tuple[int, int]]:
-        """(shard, task) pairs whose files the master sums (spec §6.4 item 2, §6.6 item 5)."""
+        """(shard, task) pairs whose files the master sums (upstream `filter_unlabel.py`, `main`)."""
         if self.debug == 1:
             return [(0, self.task)]
         shards = self.num_shards if self.only_use_num_shards == -1 else self.only_use_num_shards
@@ -244,7 +252,7 @@ def _threshold_inputs(cfg: FilterConfig) -> dict:
 
 
 def ensure_thresholds(cfg: FilterConfig, total_counts: np.ndarray) -> None:
-    """Master: threshold.json and num_image_across_cat.json (spec §6.4 item 3)."""
+    """Master: threshold.json and num_image_across_cat.json (upstream `filter_unlabel.py`, `get_threshold`)."""
     path = cfg.threshold_path
     inputs = _threshold_inputs(cfg)
     if provenance.is_current(path, inputs, rebuild=cfg.rebuild_stale, hint=STALE_HINT):
@@ -256,7 +264,7 @@ def ensure_thresholds(cfg: FilterConfig, total_counts: np.ndarray) -> None:
             logging.info("class %s: threshold %.2f keeps %d images (target %d: %s)", name, threshold, total,
                          cfg.num_image, "upsampling" if total < cfg.num_image else "subsampling")
     os.makedirs(cfg.output_dir, exist_ok=True)
-    # The misspelt key is upstream's (spec §4.7); tools that read the file expect it.
+    # The misspelt key is upstream's (`get_threshold`); tools that read the file expect it.
     _write_json(os.path.join(cfg.output_dir, "num_image_across_cat.json"),
                 {"num_image_acorss_cat": filtering.num_image_across_classes(selected, cfg.num_image)})
     _write_json(path, {name: [t, n] for name, (t, n) in zip(filtering.class_names(cfg.num_classes), selected)})
@@ -286,8 +294,9 @@ def _stats_inputs(cfg: FilterConfig, shard: int) -> dict:
 
 def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredictions,
                          selected: list[tuple[float, int]]) -> dict:
-    """Spec §6.5-6.6: choose copies, then write the kept images' original bytes with their pseudo labels,
-    shuffled in chunks, plus sample JPEGs. Returns the per-class record counts."""
+    """Upstream `get_keep_image_idx` and `filter_image_by_idx`: choose copies, then write the kept images'
+    original bytes with their pseudo labels, shuffled in chunks, plus sample JPEGs. Returns the per-class record
+    counts."""
     seeds = (cfg.seed, shard, cfg.task + 1)
     choose_rng = np.random.default_rng(np.random.SeedSequence([*seeds, 0]))
     write_rng = np.random.default_rng(np.random.SeedSequence([*seeds, 1]))

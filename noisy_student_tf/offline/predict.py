@@ -1,10 +1,10 @@
-"""Prediction with a trained model's EMA weights (spec §5.12) and reassign (spec §7).
+"""Prediction with a trained model's EMA weights and reassign (upstream `predict_label.py`, `run_prediction`).
 
 predict: for each shard, the records i of `<input_dir>/<file_prefix>-SSSSS-of-NNNNN` with
 i % total_replicas == worker_id are classified in file order and written as `train-info-SSSSS-of-NNNNN-WWWWW`
-(§4.3), with the count in `info-SSSSS-of-NNNNN-WWWWW.txt` (§4.4).
+(upstream `run_prediction`), with the count in `info-SSSSS-of-NNNNN-WWWWW.txt` (`get_num_image`).
 reassign: every record of a filtered shard `<file_prefix>-W-SSSSS-of-NNNNN` is re-labelled and rewritten under
-the same name in output_dir (§4.6), with sample JPEGs.
+the same name in output_dir (upstream `utils.py`, `get_reassign_filename`), with sample JPEGs.
 
 A shard whose output exists is finished (outputs are only ever renamed into place when complete), so a
 re-run, or a run after a crash, only does the shards that are left.
@@ -12,7 +12,6 @@ re-run, or a run after a crash, only does the shards that are left.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
@@ -24,57 +23,11 @@ from noisy_student_tf.errors import UserError, first_line
 from noisy_student_tf.io_utils import remove_dead_temporaries
 from noisy_student_tf.offline import samples, shard_io
 from noisy_student_tf.progress import Progress
-from noisy_student_tf.training.trainer import normalize
+from noisy_student_tf.config import PredictConfig
+from noisy_student_tf.models.inference import clean_logits
 
-SAMPLE_NUMERATOR = 30000.0  # spec §4.9: reassign saves each record with p = 30000 / (image_num * num_shards)
-
-
-@dataclasses.dataclass(frozen=True)
-class PredictConfig:
-    input_dir: str
-    output_dir: str
-    info_dir: str
-    file_prefix: str
-    num_shards: int
-    num_classes: int
-    image_size: int
-    small_image_model: bool
-    mean: tuple
-    std: tuple
-    batch_size: int = 64
-    total_replicas: int = 1
-    worker_id: int = 0
-    seed: int = 12345
-
-    def validate(self) -> None:
-        if self.num_shards <= 0:
-            raise UserError(f"--num_shards must be positive, got {self.num_shards}")
-        if self.total_replicas <= 0:
-            raise UserError(f"--total_replicas must be positive, got {self.total_replicas}")
-        if not 0 <= self.worker_id < self.total_replicas:
-            raise UserError(f"--worker_id={self.worker_id} must be in 0..{self.total_replicas - 1} "
-                            f"(--total_replicas={self.total_replicas})")
-        if self.batch_size <= 0:
-            raise UserError(f"--predict_batch_size must be positive, got {self.batch_size}")
-        if not self.input_dir:
-            raise UserError("--label_data_dir is required: the directory holding the shards to predict")
-        if not self.output_dir:
-            raise UserError("--output_dir is required: where the predictions go")
-        records.check_file_prefix(self.file_prefix)
-
-
-def parse_shard_ids(text: str, num_shards: int) -> list[int]:
-    """--shard_id: one index or a comma-separated list (spec §1.1)."""
-    try:
-        shards = [int(part) for part in str(text).split(",") if part.strip()]
-    except ValueError:
-        raise UserError(f"--shard_id={text!r}: expected an index or comma-separated indices, e.g. 3 or 0,1,2") from None
-    if not shards:
-        raise UserError("--shard_id is empty")
-    for shard in shards:
-        if not 0 <= shard < num_shards:
-            raise UserError(f"--shard_id: {shard} is not in 0..{num_shards - 1} (--num_shards={num_shards})")
-    return shards
+# Upstream run_prediction (reassign) saves each record as a sample JPEG with p = 30000 / (image_num * num_shards).
+SAMPLE_NUMERATOR = 30000.0
 
 
 def _decode_parallelism() -> int:
@@ -89,16 +42,15 @@ class Classifier:
     """Softmax probabilities of a Keras model in inference mode, on clean (eval-preprocessed) images."""
 
     def __init__(self, model, cfg: PredictConfig):
-        if model.output_shape[-1] != cfg.num_classes:
+        if model.output_shape[-1] != cfg.model.num_classes:
             raise UserError(f"the model has {model.output_shape[-1]} classes, --num_label_classes is "
-                            f"{cfg.num_classes}")
+                            f"{cfg.model.num_classes}")
         self.cfg = cfg
-        mean, std = cfg.mean, cfg.std
+        mean, std = cfg.task.mean, cfg.task.std
 
         @tf.function(reduce_retracing=True)
         def probabilities(images):
-            logits = model(normalize(images, mean, std), training=False)
-            return tf.nn.softmax(tf.cast(logits, tf.float32))
+            return tf.nn.softmax(clean_logits(model, images, mean, std))
 
         self._probabilities = probabilities
 
@@ -108,8 +60,8 @@ class Classifier:
 
         def example(record):
             image_bytes = tf.io.parse_single_example(record, records.IMAGE_FEATURES)["image/encoded"]
-            image = preprocessing.preprocess_image(image_bytes, is_training=False, image_size=cfg.image_size,
-                                                   small_image_model=cfg.small_image_model)
+            image = preprocessing.preprocess_image(image_bytes, is_training=False, image_size=cfg.model.image_size,
+                                                   small_image_model=cfg.model.small_image_model)
             return (image, image_bytes) if with_bytes else image
 
         dataset = tf.data.TFRecordDataset(path, buffer_size=shard_io.READ_BUFFER_BYTES)
@@ -130,7 +82,7 @@ class Classifier:
 
 
 def predict_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str:
-    """Spec §5.12 normal mode for one shard; returns 'predicted' or 'skipped'."""
+    """Upstream `run_prediction` for one shard; returns 'predicted' or 'skipped'."""
     input_path = os.path.join(cfg.input_dir, records.shard_name(cfg.file_prefix, shard, cfg.num_shards))
     output_path = os.path.join(cfg.output_dir, records.prediction_name(shard, cfg.num_shards, cfg.worker_id))
     info_path = os.path.join(cfg.info_dir, records.info_name(shard, cfg.num_shards, cfg.worker_id))
@@ -172,7 +124,8 @@ def predict_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str
 
 
 def reassign_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str:
-    """Spec §7: re-label every record of a filtered shard, same order, original image bytes."""
+    """Upstream `run_prediction` with `--reassign_label`: re-label every record of a filtered shard, same order,
+    original image bytes."""
     name = records.filtered_name(cfg.worker_id, shard, cfg.num_shards, prefix=cfg.file_prefix)
     input_path = os.path.join(cfg.input_dir, name)
     output_path = os.path.join(cfg.output_dir, name)
@@ -184,9 +137,9 @@ def reassign_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> st
     count = shard_io.count_records(input_path)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, shard]))
     sample_prob = SAMPLE_NUMERATOR / (max(count, 1) * cfg.num_shards)
-    encoder = records.PseudoLabelEncoder(cfg.num_classes)
+    encoder = records.PseudoLabelEncoder(cfg.model.num_classes)
     sample_dir = os.path.join(cfg.output_dir, "samples")
-    names = [str(c) for c in range(cfg.num_classes)]
+    names = [str(c) for c in range(cfg.model.num_classes)]
     for class_name in names:
         os.makedirs(os.path.join(sample_dir, class_name), exist_ok=True)
     progress = Progress(f"reassign shard {shard}", count)
@@ -213,16 +166,17 @@ def reassign_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> st
     return "reassigned"
 
 
-def run(classifier: Classifier, cfg: PredictConfig, shards: list[int], *, reassign: bool = False) -> dict:
+def run(classifier: Classifier, cfg: PredictConfig) -> dict:
+    """Predicts (or reassigns) `cfg.shards` with `classifier`; returns {shard: what was done}."""
     cfg.validate()
-    if not reassign and not cfg.info_dir:
-        raise UserError("--info_dir is required: where the per-shard image counts (info-*.txt) go")
+    records.check_file_prefix(cfg.file_prefix)
+    shards, reassign = list(cfg.shards), cfg.reassign
     os.makedirs(cfg.output_dir, exist_ok=True)
     if not reassign:
         os.makedirs(cfg.info_dir, exist_ok=True)
     remove_dead_temporaries(cfg.output_dir, cfg.info_dir)
     if reassign:
-        # filter_unlabel writes no file for a shard where nothing was kept (spec §11.5 item 43): skip those,
+        # filter_unlabel writes no file for a shard where nothing was kept (upstream `filter_image_by_idx`): skip those,
         # unless none of the requested shards exists (then the directory or names are wrong).
         present = [s for s in shards if os.path.exists(os.path.join(
             cfg.input_dir, records.filtered_name(cfg.worker_id, s, cfg.num_shards, prefix=cfg.file_prefix)))]

@@ -21,7 +21,7 @@ import tiny_data
 from noisy_student_tf.data import records
 
 SIZE = jobs_helper.TINY_SIZE
-TINY = jobs_helper.TINY
+TINY = jobs_helper.TINY_FLAGS
 TRAIN = TINY + ["--mode=train", "--train_steps=2", "--train_batch_size=4", "--num_train_images=40"]
 NUM_SHARDS = 2
 
@@ -52,13 +52,13 @@ def data(tmp_path_factory):
         offline_data.write(str(root / name / "train-00000-of-00001"), serialized)
     tiny_data.write_labeled(root / "big", "train", tiny_data.balanced_labels(1), size=32)
     # A teacher, unlabeled shards, its predictions.
-    jobs_helper.train_job(TRAIN + [f"--label_data_dir={root}/lab", f"--model_dir={root}/teacher", "--seed=1"])
+    jobs_helper.train_job(root / "teacher", root / "lab", seed=1, optim__train_steps=2, input__train_batch_size=4,
+                          optim__num_train_images=40)
     for shard in range(NUM_SHARDS):
         offline_data.write_image_shard(str(root / "unl" / records.shard_name("extra", shard, NUM_SHARDS)),
                                        tiny_data.balanced_labels(2, seed=shard), seed=shard, size=SIZE)
-    jobs_helper.predict_job(TINY + [f"--predict_ckpt_path={root}/teacher", f"--label_data_dir={root}/unl",
-                                    "--file_prefix=extra", f"--num_shards={NUM_SHARDS}", "--shard_id=0,1",
-                                    f"--output_dir={root}/pred/predict_label", f"--info_dir={root}/pred/info"])
+    jobs_helper.predict_job(root / "teacher", root / "unl", root / "pred" / "predict_label", file_prefix="extra",
+                            num_shards=NUM_SHARDS, shards=(0, 1), info_dir=str(root / "pred" / "info"))
     # The same predictions with a NaN probability, and with an info file that disagrees with its shard.
     shutil.copytree(root / "pred", root / "pred_nan")
     nan_probs = np.full((20, 10), 0.1, np.float32)

@@ -15,7 +15,7 @@ import tiny_data
 
 ROOT = fault_harness.ROOT
 NUM_SHARDS = 4
-COMMON = jobs_helper.TINY + ["--seed=1"]
+COMMON = jobs_helper.TINY_FLAGS + ["--seed=1"]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def setup(tmp_path_factory):
                                        tiny_data.balanced_labels(40, seed=shard), seed=shard,
                                        size=jobs_helper.TINY_SIZE)
     teacher = str(root / "teacher")
-    jobs_helper.train_job(COMMON + [f"--label_data_dir={root}/lab", f"--model_dir={teacher}",
-                                    "--train_batch_size=8", "--train_steps=2", "--num_train_images=40"])
+    jobs_helper.train_job(teacher, root / "lab", seed=1, input__train_batch_size=8, optim__train_steps=2,
+                          optim__num_train_images=40)
     return root, teacher
 
 
@@ -39,11 +39,16 @@ def predict_command(root, teacher, out):
             f"--output_dir={out}/predict_label", f"--info_dir={out}/info", "--predict_batch_size=4"]
 
 
+def filter_settings(root, predictions, out):
+    """The filter's settings, named as both filter_unlabel.py's flags and FilterConfig's fields."""
+    return dict(input_dir=root / "unl", file_prefix="extra", prediction_dir=predictions / "predict_label",
+                info_dir=predictions / "info", prelim_stats_dir=out / "prelim_stats", output_dir=out / "filter_data",
+                num_shards=NUM_SHARDS, task=0, num_image=60)
+
+
 def filter_command(root, predictions, out, *extra):
-    return [sys.executable, "filter_unlabel.py", f"--input_dir={root}/unl", "--file_prefix=extra",
-            f"--prediction_dir={predictions}/predict_label", f"--info_dir={predictions}/info",
-            f"--prelim_stats_dir={out}/prelim_stats", f"--output_dir={out}/filter_data",
-            f"--num_shards={NUM_SHARDS}", "--num_label_classes=10", "--task=0", "--num_image=60", *extra]
+    settings = [f"--{name}={value}" for name, value in filter_settings(root, predictions, out).items()]
+    return [sys.executable, "filter_unlabel.py", *settings, "--num_label_classes=10", *extra]
 
 
 def test_sigkilled_per_shard_filter_jobs_resume(setup, tmp_path):
@@ -58,12 +63,13 @@ def test_sigkilled_per_shard_filter_jobs_resume(setup, tmp_path):
     out = tmp_path / "killed"
     for phase in (1, 0):
         for shard in reversed(range(NUM_SHARDS)):
-            args = filter_command(root, predictions, out, f"--shard_id={shard}", f"--only_get_stats={phase}")
             if phase == 0 and shard in (2, 0):  # a worker shard and the master, killed while writing their data
+                args = filter_command(root, predictions, out, f"--shard_id={shard}", f"--only_get_stats={phase}")
                 assert fault_harness.run_with_kills(args, out, expected,
                                                     [fault_harness.temp_appears(out / "filter_data" / "data")])
             else:
-                jobs_helper.filter_job(args[2:])
+                jobs_helper.filter_job(**filter_settings(root, predictions, out), num_classes=10, shard_id=shard,
+                                       only_get_stats=bool(phase))
     assert fault_harness.tree(out) == expected
     assert fault_harness.temporaries(str(out)) == []
 

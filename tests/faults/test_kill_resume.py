@@ -25,7 +25,7 @@ import offline_data
 import tiny_data
 
 NUM_SHARDS = 4
-COMMON = jobs_helper.TINY + ["--seed=1"]
+COMMON = jobs_helper.TINY_FLAGS + ["--seed=1"]
 TRAIN_STEPS = 20
 
 
@@ -45,11 +45,14 @@ def inputs(tmp_path_factory):
         offline_data.write_image_shard(str(root / "unl" / ("extra-%05d-of-%05d" % (shard, NUM_SHARDS))),
                                        tiny_data.balanced_labels(30, seed=shard), seed=shard, size=size)
     teacher = root / "teacher"
-    jobs_helper.train_job(COMMON + [f"--label_data_dir={root}/lab", f"--model_dir={teacher}",
-                                    "--train_batch_size=8", "--train_steps=2", "--num_train_images=40"])
-    # Predictions and filtered shards, as inputs of the filter and reassign cases.
-    jobs_helper.predict_job(predict_args(root, root / "offline"))
-    jobs_helper.filter_job(filter_args(root, root / "offline") + ["--all_shards"])
+    jobs_helper.train_job(teacher, root / "lab", seed=1, input__train_batch_size=8, optim__train_steps=2,
+                          optim__num_train_images=40)
+    # Predictions and filtered shards, as inputs of the filter and reassign cases (predict_args, filter_args).
+    offline = root / "offline"
+    jobs_helper.predict_job(teacher, root / "unl", offline / "predict_label", seed=1, file_prefix="extra",
+                            num_shards=NUM_SHARDS, shards=tuple(range(NUM_SHARDS)), info_dir=str(offline / "info"),
+                            batch_size=4)
+    jobs_helper.filter_job(**filter_settings(root, offline), num_classes=10, all_shards=True)
     # SVHN's three .mat files, tiny.
     rng = np.random.RandomState(0)
     (root / "svhn_raw").mkdir()
@@ -72,12 +75,17 @@ def predict_args(root, out):
                      f"--output_dir={out}/predict_label", f"--info_dir={out}/info", "--predict_batch_size=4"]
 
 
-def filter_args(root, predictions, out=None):
+def filter_settings(root, predictions, out=None):
+    """The filter's settings, named as both filter_unlabel.py's flags and FilterConfig's fields."""
     out = out or predictions
-    return [f"--input_dir={root}/unl", "--file_prefix=extra", f"--prediction_dir={predictions}/predict_label",
-            f"--info_dir={predictions}/info", f"--prelim_stats_dir={out}/prelim_stats",
-            f"--output_dir={out}/filter_data", f"--num_shards={NUM_SHARDS}", "--num_label_classes=10", "--task=0",
-            "--num_image=40", "--min_threshold=0.0"]
+    return dict(input_dir=root / "unl", file_prefix="extra", prediction_dir=predictions / "predict_label",
+                info_dir=predictions / "info", prelim_stats_dir=out / "prelim_stats", output_dir=out / "filter_data",
+                num_shards=NUM_SHARDS, task=0, num_image=40, min_threshold=0.0)
+
+
+def filter_args(root, predictions, out=None):
+    settings = [f"--{name}={value}" for name, value in filter_settings(root, predictions, out).items()]
+    return [*settings, "--num_label_classes=10"]
 
 
 @dataclasses.dataclass

@@ -28,8 +28,8 @@ LIMIT_BYTES = 2000  # above the small JSON files, below a prediction shard of 40
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("storage")
     tiny_data.write_labeled(root / "lab", "train", tiny_data.balanced_labels(2), size=jobs_helper.TINY_SIZE)
-    jobs_helper.train_job(jobs_helper.TINY + [f"--label_data_dir={root}/lab", f"--model_dir={root}/teacher",
-                                              "--train_steps=1", "--train_batch_size=4", "--num_train_images=20"])
+    jobs_helper.train_job(root / "teacher", root / "lab", optim__train_steps=1, input__train_batch_size=4,
+                          optim__num_train_images=20)
     for shard in range(NUM_SHARDS):
         offline_data.write_image_shard(str(root / "unl" / records.shard_name("extra", shard, NUM_SHARDS)),
                                        tiny_data.balanced_labels(4, seed=shard), seed=shard,
@@ -44,7 +44,7 @@ def limited(limit):
 
 
 def predict_command(root, out):
-    return [sys.executable, "predict.py", *jobs_helper.TINY, f"--predict_ckpt_path={root}/teacher",
+    return [sys.executable, "predict.py", *jobs_helper.TINY_FLAGS, f"--predict_ckpt_path={root}/teacher",
             f"--label_data_dir={root}/unl", "--file_prefix=extra", f"--num_shards={NUM_SHARDS}", "--shard_id=0,1",
             f"--output_dir={out}/predict_label", f"--info_dir={out}/info"]
 
@@ -69,14 +69,15 @@ def test_disk_full_during_predict_then_resume(inputs, tmp_path):
 
 
 def test_disk_full_during_a_checkpoint_save_then_resume(inputs, tmp_path):
-    command = [sys.executable, "train.py", *jobs_helper.TINY, f"--label_data_dir={inputs}/lab",
+    command = [sys.executable, "train.py", *jobs_helper.TINY_FLAGS, f"--label_data_dir={inputs}/lab",
                f"--model_dir={tmp_path}/model", "--train_steps=2", "--train_batch_size=4", "--num_train_images=20",
                "--save_checkpoints_steps=1", "--iterations_per_loop=1"]
     full = subprocess.run(command, cwd=fault_harness.ROOT, capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL, preexec_fn=limited(20_000))  # run files fit, a checkpoint not
     assert full.returncode == 1, full.stderr[-2000:]
     assert "Traceback" not in full.stderr and "File too large" in full.stderr and "error: cannot write" in full.stderr
-    assert not list((tmp_path / "model").glob("model.ckpt-*.index")) and not (tmp_path / "model" / "checkpoint").exists()
+    assert not list((tmp_path / "model").glob("model.ckpt-*.index"))
+    assert not (tmp_path / "model" / "checkpoint").exists()
 
     finished = fault_harness.run(command)
     assert "resumed" not in finished.stderr  # nothing half-saved was taken for a checkpoint

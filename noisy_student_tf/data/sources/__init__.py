@@ -1,1 +1,2 @@
-"""Raw data -> shards in the upstream formats (spec §4.1, §4.2, §4.8): SVHN, scikit-learn's digits, folders."""
+"""Raw data -> shards in the upstream formats (as upstream `proc_svhn.py` writes them and `data_input.py` reads
+them): SVHN, scikit-learn's digits, folders."""

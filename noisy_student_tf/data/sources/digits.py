@@ -1,4 +1,4 @@
-"""scikit-learn's handwritten digits as a small Noisy Student task, in the SVHN shard layout (spec §4.8).
+"""scikit-learn's handwritten digits as a small Noisy Student task, in the SVHN shard layout (upstream `proc_svhn.py`).
 
 The 1,797 8x8 grey images ship inside scikit-learn (no download). Each becomes a 32x32 RGB JPEG (values
 0..16 scaled to 0..255, bilinear upsampling, grey copied to three channels) and the set is split, per class

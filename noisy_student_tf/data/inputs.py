@@ -1,4 +1,5 @@
-"""tf.data input functions (spec §5.1, §5.10): the training stream (labeled + unlabeled) and eval batches.
+"""tf.data input functions (upstream `data_input.py`, `TFExampleInput`): the training stream (labeled +
+unlabeled) and eval batches.
 
 Training streams are infinite and their order is a function of the seed alone: files and records are shuffled
 with seeded shuffles and interleaved deterministically, and every example's augmentation seed is
@@ -11,11 +12,9 @@ prepared locally (splits train / validation / test).
 
 from __future__ import annotations
 
-import dataclasses
-import math
-
 import tensorflow as tf
 
+from noisy_student_tf.config import AugmentConfig, InputConfig, ModelConfig
 from noisy_student_tf.data import preprocessing, records
 from noisy_student_tf.errors import UserError
 
@@ -28,40 +27,9 @@ TFDS_SPLITS = {"train": "train", "dev": "validation", "test": "test", "validatio
 LABELED_STREAM, UNLABELED_STREAM = 0, 1
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainInputConfig:
-    """Everything the training input needs; built from flags by the training job."""
-
-    label_data_dir: str
-    num_classes: int
-    image_size: int
-    small_image_model: bool
-    unlabel_data_dir: str = ""
-    unlabel_ratio: float = 0.0
-    label_data_sample_prob: float = 1.0
-    teacher_image_size: int | None = None  # an online teacher gets the clean view of unlabeled images
-    stored_predictions: bool = False  # no online teacher: the targets come from the records (offline mode)
-    augment_name: str | None = None
-    unl_augment_name: str | None = None
-    randaug_layer: int = 2
-    randaug_mag: float = 27
-    cutout_op: bool = True
-    contrast_mode: str = "pil"
-    remove_aug: bool = False
-    flip: bool = True
-    use_cache: bool = True
-    num_train_shards: int | None = None
-    seed: int = 0
-
-
-def unlabeled_batch_size(batch_size: int, label_data_sample_prob: float, unlabel_ratio: float) -> int:
-    """Spec §5.1: ceil(B * p * r) unlabeled images per step."""
-    return int(math.ceil(batch_size * label_data_sample_prob * unlabel_ratio))
-
-
-def _stream_seed(seed: int, stream: int, pipeline: int) -> int:
+def _stream_seed(seed: int, stream: int, pipeline_id: int) -> int:
     """A distinct, fixed integer per (run seed, stream, input pipeline)."""
-    return (int(seed) * 1_000_003 + stream * 1_009 + pipeline) % (2 ** 62)
+    return (int(seed) * 1_000_003 + stream * 1_009 + pipeline_id) % (2 ** 62)
 
 
 def _record_stream(files, *, use_cache: bool, seed: int) -> tf.data.Dataset:
@@ -100,17 +68,17 @@ def _check_label(label, num_classes: int, what: str):
 
 def _parse_labeled(record, num_classes: int):
     parsed = tf.io.parse_single_example(record, records.LABELED_FEATURES)
-    label = tf.cast(parsed["image/class/label"], tf.int32) - 1  # 1-based on disk (spec §4.1)
+    label = tf.cast(parsed["image/class/label"], tf.int32) - 1  # 1-based on disk, as upstream proc_svhn.py writes them
     return parsed["image/encoded"], _check_label(label, num_classes, "labeled record: image/class/label - 1")
 
 
 def labeled_source(data_dir: str, subset: str, *, num_classes: int, training: bool, use_cache: bool = True,
-                   num_train_shards=None, seed: int = 0, pipeline: int = 0, num_pipelines: int = 1):
+                   num_train_shards=None, seed: int = 0, pipeline_id: int = 0, num_pipelines: int = 1):
     """(raw dataset, parse function raw -> (image bytes or uint8 image, 0-based label))."""
     if data_dir.startswith(TFDS_PREFIX):
         dataset = _tfds_split(data_dir[len(TFDS_PREFIX):], subset)
         if num_pipelines > 1:
-            dataset = dataset.shard(num_pipelines, pipeline)
+            dataset = dataset.shard(num_pipelines, pipeline_id)
         if training:
             if use_cache:
                 dataset = dataset.cache()
@@ -129,7 +97,7 @@ def labeled_source(data_dir: str, subset: str, *, num_classes: int, training: bo
         if len(files) < num_pipelines:
             raise UserError(f"--label_data_dir: {len(files)} {subset} files cannot be split over "
                             f"{num_pipelines} input pipelines; write more shards")
-        files = files[pipeline::num_pipelines]
+        files = files[pipeline_id::num_pipelines]
     if training:
         dataset = _record_stream(files, use_cache=use_cache, seed=seed)
     else:
@@ -137,64 +105,77 @@ def labeled_source(data_dir: str, subset: str, *, num_classes: int, training: bo
     return dataset, lambda record: _parse_labeled(record, num_classes)
 
 
-def _unlabeled_source(cfg: TrainInputConfig, seed: int, pipeline: int, num_pipelines: int):
-    # Spec §4.2: both train* (filtered output) and extra* (raw unlabeled shards) are read.
-    files = records.find_files(cfg.unlabel_data_dir, ["train", "extra"], flag="--unlabel_data_dir")
+def _unlabeled_source(inputs: InputConfig, seed: int, pipeline_id: int, num_pipelines: int):
+    # Upstream `data_input.py` reads both train* (filtered output) and extra* (raw unlabeled shards).
+    files = records.find_files(inputs.unlabel_data_dir, ["train", "extra"], flag="--unlabel_data_dir")
     if num_pipelines > 1:
         if len(files) < num_pipelines:
             raise UserError(f"--unlabel_data_dir: {len(files)} files cannot be split over {num_pipelines} "
                             "input pipelines; write more shards")
-        files = files[pipeline::num_pipelines]
-    return _record_stream(files, use_cache=cfg.use_cache, seed=seed)
+        files = files[pipeline_id::num_pipelines]
+    return _record_stream(files, use_cache=inputs.use_cache, seed=seed)
 
 
-def _train_view(cfg: TrainInputConfig, image, augment_name, seed):
+def _train_view(augment: AugmentConfig, model: ModelConfig, image, augment_name, seed):
     return preprocessing.preprocess_image(
-        image, is_training=not cfg.remove_aug, image_size=cfg.image_size, small_image_model=cfg.small_image_model,
-        augment_name=augment_name, randaug_layer=cfg.randaug_layer, randaug_mag=cfg.randaug_mag,
-        cutout_op=cfg.cutout_op, flip=cfg.flip, contrast_mode=cfg.contrast_mode, seed=seed)
+        image, is_training=not augment.remove_aug, image_size=model.image_size,
+        small_image_model=model.small_image_model, augment_name=augment_name, randaug_layer=augment.randaug_layer,
+        randaug_mag=augment.randaug_mag, cutout_op=augment.cutout_op, flip=augment.flip,
+        contrast_mode=augment.contrast_mode, seed=seed)
 
 
-def train_dataset(cfg: TrainInputConfig, global_batch_size: int, *, num_replicas: int = 1,
+def train_dataset(inputs: InputConfig, augment: AugmentConfig, model: ModelConfig, *, seed: int,
+                  teacher_image_size: int | None = None, stored_predictions: bool = False, num_replicas: int = 1,
                   input_context: tf.distribute.InputContext | None = None, start_step: int = 0):
-    """Per-replica training batches (spec §5.1 table), starting at `start_step` of the stream.
+    """Per-replica training batches (upstream `data_input.py`), starting at `start_step` of the stream.
 
-    Each element: `image` [b + u, S, S, 3] float32 (labeled then unlabeled, 0..255), `label` [b + u] int32
-    (true labels, then the stored teacher labels), and with unlabeled data `unl_probs` [u, C], `top_1_prob` [u]
-    and, for an online teacher, `unl_teacher_image` [u, S_t, S_t, 3]; b and u are the per-replica batch sizes.
+    Args:
+        inputs: the data and batch sizes (global, over all replicas).
+        augment: the noise of the training views.
+        model: the network the images are for (its image size and small-image path).
+        seed: the run's seed; the order and every augmentation are a function of it.
+        teacher_image_size: an online teacher's input size: unlabeled images also get its clean view.
+        stored_predictions: the targets come from the unlabeled records, which must hold predictions.
+        num_replicas, input_context: tf.distribute's replicas and this input pipeline.
+        start_step: skip the batches of the steps before it.
+
+    Returns:
+        A dataset of {"labeled": {"image" [b, S, S, 3] float32 0..255, "label" [b] int32}} and, with unlabeled
+        data, "unlabeled": {"image" [u, S, S, 3], "label" [u] (the stored teacher labels), "probs" [u, C],
+        and for an online teacher "teacher_image" [u, S_t, S_t, 3]}; b and u are the per-replica batch sizes.
     """
-    preprocessing.check_augment_name(cfg.augment_name)
-    preprocessing.check_augment_name(cfg.unl_augment_name)
-    pipeline = input_context.input_pipeline_id if input_context else 0
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
     num_pipelines = input_context.num_input_pipelines if input_context else 1
-    unl_batch = unlabeled_batch_size(global_batch_size, cfg.label_data_sample_prob, cfg.unlabel_ratio)
-    for name, size in (("train_batch_size", global_batch_size), ("unlabeled batch ceil(B*p*r)", unl_batch)):
+    for name, size in (("train_batch_size", inputs.train_batch_size),
+                       ("unlabeled batch ceil(B*p*r)", inputs.unlabeled_batch_size)):
         if size % num_replicas:
             raise UserError(f"{name} = {size} must divide evenly over {num_replicas} replicas")
     replicas_per_pipeline = num_replicas // num_pipelines
-    lab_batch, unl_batch = global_batch_size // num_replicas, unl_batch // num_replicas
+    lab_batch = inputs.train_batch_size // num_replicas
+    unl_batch = inputs.unlabeled_batch_size // num_replicas
 
-    lab_seed = _stream_seed(cfg.seed, LABELED_STREAM, pipeline)
-    raw, parse = labeled_source(cfg.label_data_dir, "train", num_classes=cfg.num_classes, training=True,
-                                use_cache=cfg.use_cache, num_train_shards=cfg.num_train_shards, seed=lab_seed,
-                                pipeline=pipeline, num_pipelines=num_pipelines)
+    lab_seed = _stream_seed(seed, LABELED_STREAM, pipeline_id)
+    raw, parse = labeled_source(inputs.label_data_dir, "train", num_classes=model.num_classes, training=True,
+                                use_cache=inputs.use_cache, num_train_shards=inputs.num_train_shards, seed=lab_seed,
+                                pipeline_id=pipeline_id, num_pipelines=num_pipelines)
 
     def labeled_example(index, record):
         image, label = parse(record)
-        return {"image": _train_view(cfg, image, cfg.augment_name, tf.stack([lab_seed, index])), "label": label}
+        view = _train_view(augment, model, image, augment.augment_name, tf.stack([lab_seed, index]))
+        return {"image": view, "label": label}
 
     start = start_step * replicas_per_pipeline
     labeled = (raw.enumerate().skip(start * lab_batch)
                .map(labeled_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                .batch(lab_batch, drop_remainder=True))
 
-    if cfg.unlabel_ratio:
-        unl_seed = _stream_seed(cfg.seed, UNLABELED_STREAM, pipeline)
-        features = records.unlabeled_features(cfg.num_classes)
+    if inputs.unlabel_ratio:
+        unl_seed = _stream_seed(seed, UNLABELED_STREAM, pipeline_id)
+        features = records.unlabeled_features(model.num_classes)
 
         def unlabeled_example(index, record):
             parsed = tf.io.parse_single_example(record, features)
-            if cfg.stored_predictions:
+            if stored_predictions:
                 # proc_svhn's raw `extra` shards carry dummy predictions (all zero, prob 0).
                 tf.debugging.assert_greater(
                     parsed["prob"], 0.0,
@@ -202,31 +183,21 @@ def train_dataset(cfg: TrainInputConfig, global_batch_size: int, *, num_replicas
                             "raw extra shards). Train from predicted/filtered shards, or use an online teacher "
                             "(--teacher_model_name and --teacher_model_path)")
             image = preprocessing.decode_image(parsed["image/encoded"])
-            out = {"image": _train_view(cfg, image, cfg.unl_augment_name, tf.stack([unl_seed, index])),
-                   "label": tf.cast(parsed["label"], tf.int32), "probs": parsed["probabilities"],
-                   "prob": parsed["prob"]}
-            if cfg.teacher_image_size:
+            out = {"image": _train_view(augment, model, image, augment.unl_augment_name, tf.stack([unl_seed, index])),
+                   "label": tf.cast(parsed["label"], tf.int32), "probs": parsed["probabilities"]}
+            if teacher_image_size:
                 out["teacher_image"] = preprocessing.preprocess_image(
-                    image, is_training=False, image_size=cfg.teacher_image_size,
-                    small_image_model=cfg.small_image_model)
+                    image, is_training=False, image_size=teacher_image_size,
+                    small_image_model=model.small_image_model)
             return out
 
-        unlabeled = (_unlabeled_source(cfg, unl_seed, pipeline, num_pipelines).enumerate()
+        unlabeled = (_unlabeled_source(inputs, unl_seed, pipeline_id, num_pipelines).enumerate()
                      .skip(start * unl_batch)
                      .map(unlabeled_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                      .batch(unl_batch, drop_remainder=True))
-
-        def combine(lab, unl):
-            out = {"image": tf.concat([lab["image"], unl["image"]], 0),
-                   "label": tf.concat([lab["label"], unl["label"]], 0),
-                   "unl_probs": unl["probs"], "top_1_prob": unl["prob"]}
-            if cfg.teacher_image_size:
-                out["unl_teacher_image"] = unl["teacher_image"]
-            return out
-
-        dataset = tf.data.Dataset.zip((labeled, unlabeled)).map(combine, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = tf.data.Dataset.zip({"labeled": labeled, "unlabeled": unlabeled})
     else:
-        dataset = labeled
+        dataset = labeled.map(lambda lab: {"labeled": lab})
     options = tf.data.Options()
     options.deterministic = True
     # Sharding is done above, per file and input pipeline (upstream's per-host sharding).
