@@ -273,10 +273,9 @@ def driver_config(F) -> DriverConfig:
 
     cfg = recipes.get(F.recipe) if F.recipe else DriverConfig()
     given = [name for name in _driver_flag_names() if F[name].present or not F.recipe]
-    T = _main_flags_of([f"--task_name={F.task_name}", f"--num_label_classes={F.num_label_classes}",
-                        *F.train_flags])
+    T = _main_flags_of(list(F.train_flags))
     for name, value in T.flag_values_dict().items():
-        if not T[name].present or name in ("task_name", "num_label_classes"):
+        if not T[name].present:
             continue
         if name not in _TRAIN_FLAGS:
             raise UserError(f"--train_flags=--{name}: iterate.py sets it for every run (use its own flag if it "
@@ -296,26 +295,36 @@ def driver_config(F) -> DriverConfig:
     if "augment_name" in given or T["unl_aug"].present:
         cfg = _replace_in(cfg, "augment", "unl_augment_name",
                           config_lib.unlabeled_augment_name(cfg.augment.augment_name, T.unl_aug))
-    # The record of the run (pipeline_flags.json): iterate.py's flag values in effect, the recipe's where it set
-    # them, so that the same run reads the same with or without --recipe.
-    recipe = recipes.get(F.recipe) if F.recipe else None
-    settings = {name: F[name].value if recipe is None or F[name].present else _recipe_flag_value(recipe, name)
+    # The record of the run (pipeline_flags.json): iterate.py's flag values; with a recipe, those that give the
+    # resolved config, so that the same run reads the same with or without --recipe.
+    settings = {name: F[name].value if not F.recipe else _driver_flag_value(cfg, name)
                 for name in sorted(_driver_flag_names()) if name not in ("output_dir", "recipe")}
     return dataclasses.replace(cfg, settings=settings)
 
 
-def _recipe_flag_value(recipe: DriverConfig, name: str):
-    """The value of iterate.py's flag `name` that gives `recipe`'s setting."""
+def _driver_flag_value(cfg: DriverConfig, name: str):
+    """The value of iterate.py's flag `name` that gives `cfg`'s setting."""
     if name == "train_flags":
-        default = DriverConfig()
-        return [f"--{flag}={getattr(getattr(recipe, part) if part else recipe, field)}"
-                for flag, where in _TRAIN_FLAGS.items() if where is not None
-                for part, field in [where]
-                if getattr(getattr(recipe, part) if part else recipe, field)
-                != getattr(getattr(default, part) if part else default, field)]
+        return _train_flags_of(cfg)
     part, field = _DRIVER_NESTED.get(name, (None, name))
-    value = getattr(getattr(recipe, part) if part else recipe, field)
+    value = getattr(getattr(cfg, part) if part else cfg, field)
     return list(value) if isinstance(value, tuple) else value
+
+
+def _train_flags_of(cfg: DriverConfig) -> list[str]:
+    """--train_flags that give `cfg`'s settings where they differ from iterate.py's defaults."""
+    default, given = DriverConfig(), []
+    for flag, where in _TRAIN_FLAGS.items():
+        if where is not None:
+            part, field = where
+            value = getattr(getattr(cfg, part) if part else cfg, field)
+            if value != getattr(getattr(default, part) if part else default, field):
+                given.append(f"--{flag}={value}")
+    if cfg.runtime.precision != default.runtime.precision:
+        given.append({"mixed_bfloat16": "--use_bfloat16=True"}.get(cfg.runtime.precision, "--mixed_precision=float16"))
+    if cfg.augment.unl_augment_name != cfg.augment.augment_name:
+        given.append(f"--unl_aug={cfg.augment.unl_augment_name or ''}")
+    return given
 
 
 def _driver_flag_names() -> list[str]:

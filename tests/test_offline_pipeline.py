@@ -1,8 +1,8 @@
 """predict -> filter_unlabel -> reassign -> offline training, through the real jobs on tiny data.
 
 Predictions are checked against the model applied directly to the decoded images (record order, the
-round-robin worker split, softmax, the §4.3 format); reassign against the same; and the filtered and reassigned
-shards are consumed by training with soft and with hard pseudo labels.
+round-robin worker split, softmax, upstream run_prediction's format); reassign against the same; and the
+filtered and reassigned shards are consumed by training with soft and with hard pseudo labels.
 """
 
 import json
@@ -25,13 +25,13 @@ NUM_SHARDS = 3
 COMMON = dict(seed=1)
 
 
-# Spec §4.3, written here from the spec alone.
+# Upstream predict_label.py's prediction records (`run_prediction`), written here independently of the package.
 def prediction_spec(num_classes):
     return {"probabilities": tf.io.FixedLenFeature([num_classes], tf.float32),
             "classes": tf.io.FixedLenFeature([], tf.int64)}
 
 
-# Spec §4.5 / §4.6.
+# Upstream filter_unlabel.py's filtered records (`filter_image_by_idx`), also reassign's.
 FILTERED_SPEC = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
                  "probabilities": tf.io.FixedLenFeature([10], tf.float32),
                  "label": tf.io.FixedLenFeature([], tf.int64),

@@ -137,3 +137,16 @@ def test_unlabel_ratio_and_teacher_path_reach_their_use_as_config_fields(tmp_pat
     cfg = flag_adapters.train_config(values)
     assert cfg.teacher.checkpoint == "ckpt/teacher" and cfg.online_teacher
     assert cfg.input.unlabeled_batch_size == 12
+
+
+def test_recipe_flags_and_train_flags_resolve_into_the_driver_config():
+    cfg = driver_config(["--recipe=digits", "--seed=3", "--train_flags=--dropout_rate=0.3,--use_cache=False"])
+    # The recipe's values, the flag given next to it, and --train_flags on top of the recipe's network.
+    assert (cfg.unlabel_ratio, cfg.train_batch_size, cfg.teacher_train_steps) == (2.0, 16, 400)
+    assert cfg.seed == 3 and not cfg.input.use_cache
+    assert (cfg.model_options.width_coefficient, cfg.model_options.dropout_rate) == (0.5, 0.3)
+    assert cfg.settings["train_flags"] == ["--dropout_rate=0.3", "--width_coefficient=0.5", "--depth_coefficient=0.5",
+                                           "--use_cache=False"]
+    assert cfg.settings["unlabel_ratio"] == 2.0 and "recipe" not in cfg.settings
+    with pytest.raises(UserError, match="--train_flags=--weight_decay: iterate.py sets it"):
+        driver_config(["--train_flags=--weight_decay=1e-5"])
