@@ -272,7 +272,8 @@ def driver_config(F) -> DriverConfig:
     from noisy_student_tf import recipes
 
     cfg = recipes.get(F.recipe) if F.recipe else DriverConfig()
-    given = [name for name in _driver_flag_names() if F[name].present or not F.recipe]
+    names = _driver_flag_names()
+    given = [name for name in names if F[name].present or not F.recipe]
     T = _main_flags_of(list(F.train_flags))
     for name, value in T.flag_values_dict().items():
         if not T[name].present:
@@ -298,7 +299,7 @@ def driver_config(F) -> DriverConfig:
     # The record of the run (pipeline_flags.json): iterate.py's flag values; with a recipe, those that give the
     # resolved config, so that the same run reads the same with or without --recipe.
     settings = {name: F[name].value if not F.recipe else _driver_flag_value(cfg, name)
-                for name in sorted(_driver_flag_names()) if name not in ("output_dir", "recipe")}
+                for name in sorted(names) if name not in ("output_dir", "recipe")}
     return dataclasses.replace(cfg, settings=settings)
 
 
