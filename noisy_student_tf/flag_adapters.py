@@ -368,9 +368,9 @@ def run_filter_unlabel(argv, F=flags.FLAGS):
 
 
 def run_iterate(argv, F=flags.FLAGS):
-    from noisy_student_tf.jobs import iterate
+    from noisy_student_tf.api import run_noisy_student
 
-    return iterate.run(driver_config(F))
+    return run_noisy_student(driver_config(F))
 
 
 def run_export(argv, F=flags.FLAGS):

@@ -27,7 +27,7 @@ TFDS_SPLITS = {"train": "train", "dev": "validation", "test": "test", "validatio
 LABELED_STREAM, UNLABELED_STREAM = 0, 1
 
 
-def _stream_seed(seed: int, stream: int, pipeline_id: int) -> int:
+def stream_seed(seed: int, stream: int, pipeline_id: int) -> int:
     """A distinct, fixed integer per (run seed, stream, input pipeline)."""
     return (int(seed) * 1_000_003 + stream * 1_009 + pipeline_id) % (2 ** 62)
 
@@ -116,12 +116,12 @@ def _unlabeled_source(inputs: InputConfig, seed: int, pipeline_id: int, num_pipe
     return _record_stream(files, use_cache=inputs.use_cache, seed=seed)
 
 
-def _train_view(augment: AugmentConfig, model: ModelConfig, image, augment_name, seed):
+def train_view(augment: AugmentConfig, image, augment_name, seed, *, image_size: int, small_image_model: bool):
+    """The student's noised view of one image (`augment_name`: the labeled or the unlabeled one)."""
     return preprocessing.preprocess_image(
-        image, is_training=not augment.remove_aug, image_size=model.image_size,
-        small_image_model=model.small_image_model, augment_name=augment_name, randaug_layer=augment.randaug_layer,
-        randaug_mag=augment.randaug_mag, cutout_op=augment.cutout_op, flip=augment.flip,
-        contrast_mode=augment.contrast_mode, seed=seed)
+        image, is_training=not augment.remove_aug, image_size=image_size, small_image_model=small_image_model,
+        augment_name=augment_name, randaug_layer=augment.randaug_layer, randaug_mag=augment.randaug_mag,
+        cutout_op=augment.cutout_op, flip=augment.flip, contrast_mode=augment.contrast_mode, seed=seed)
 
 
 def train_dataset(inputs: InputConfig, augment: AugmentConfig, model: ModelConfig, *, seed: int,
@@ -154,14 +154,15 @@ def train_dataset(inputs: InputConfig, augment: AugmentConfig, model: ModelConfi
     lab_batch = inputs.train_batch_size // num_replicas
     unl_batch = inputs.unlabeled_batch_size // num_replicas
 
-    lab_seed = _stream_seed(seed, LABELED_STREAM, pipeline_id)
+    lab_seed = stream_seed(seed, LABELED_STREAM, pipeline_id)
+    size = dict(image_size=model.image_size, small_image_model=model.small_image_model)
     raw, parse = labeled_source(inputs.label_data_dir, "train", num_classes=model.num_classes, training=True,
                                 use_cache=inputs.use_cache, num_train_shards=inputs.num_train_shards, seed=lab_seed,
                                 pipeline_id=pipeline_id, num_pipelines=num_pipelines)
 
     def labeled_example(index, record):
         image, label = parse(record)
-        view = _train_view(augment, model, image, augment.augment_name, tf.stack([lab_seed, index]))
+        view = train_view(augment, image, augment.augment_name, tf.stack([lab_seed, index]), **size)
         return {"image": view, "label": label}
 
     start = start_step * replicas_per_pipeline
@@ -170,7 +171,7 @@ def train_dataset(inputs: InputConfig, augment: AugmentConfig, model: ModelConfi
                .batch(lab_batch, drop_remainder=True))
 
     if inputs.unlabel_ratio:
-        unl_seed = _stream_seed(seed, UNLABELED_STREAM, pipeline_id)
+        unl_seed = stream_seed(seed, UNLABELED_STREAM, pipeline_id)
         features = records.unlabeled_features(model.num_classes)
 
         def unlabeled_example(index, record):
@@ -183,7 +184,8 @@ def train_dataset(inputs: InputConfig, augment: AugmentConfig, model: ModelConfi
                             "raw extra shards). Train from predicted/filtered shards, or use an online teacher "
                             "(--teacher_model_name and --teacher_model_path)")
             image = preprocessing.decode_image(parsed["image/encoded"])
-            out = {"image": _train_view(augment, model, image, augment.unl_augment_name, tf.stack([unl_seed, index])),
+            view = train_view(augment, image, augment.unl_augment_name, tf.stack([unl_seed, index]), **size)
+            out = {"image": view,
                    "label": tf.cast(parsed["label"], tf.int32), "probs": parsed["probabilities"]}
             if teacher_image_size:
                 out["teacher_image"] = preprocessing.preprocess_image(

@@ -297,9 +297,7 @@ def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredic
     """Upstream `get_keep_image_idx` and `filter_image_by_idx`: choose copies, then write the kept images'
     original bytes with their pseudo labels, shuffled in chunks, plus sample JPEGs. Returns the per-class record
     counts."""
-    seeds = (cfg.seed, shard, cfg.task + 1)
-    choose_rng = np.random.default_rng(np.random.SeedSequence([*seeds, 0]))
-    write_rng = np.random.default_rng(np.random.SeedSequence([*seeds, 1]))
+    choose_rng, write_rng = filtering.shard_rngs(cfg.seed, shard, cfg.task)
     top_probs = predictions.top_probs
     copies = filtering.select_copies(predictions.classes, top_probs, selected, num_image=cfg.num_image,
                                      max_prob=cfg.max_prob, use_all=cfg.use_all, upsample=cfg.upsample,

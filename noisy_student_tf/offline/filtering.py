@@ -109,6 +109,14 @@ def copies_per_class(selected, *, num_image: int, use_all: bool, upsample: bool)
     return np.asarray(factors, np.float64)
 
 
+def shard_rngs(seed: int, shard: int, task: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The random streams of one shard's selection: (choosing copies, shuffling the written records). Fixed by
+    (seed, shard, task) alone, so a shard's result does not depend on which worker or which order runs it."""
+    seeds = [int(seed), int(shard), int(task) + 1]
+    return (np.random.default_rng(np.random.SeedSequence([*seeds, 0])),
+            np.random.default_rng(np.random.SeedSequence([*seeds, 1])))
+
+
 def select_copies(labels: np.ndarray, top_probs: np.ndarray, selected, *, num_image: int, max_prob: float,
                   use_all: bool, upsample: bool, rng: np.random.Generator) -> np.ndarray:
     """Upstream `filter_unlabel.py`, `get_keep_image_idx`: copies (0, 1, 2, ...) of every image of a shard,

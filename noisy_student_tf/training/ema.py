@@ -10,6 +10,7 @@ checkpoint's shadows can be matched to any model of the same architecture (froze
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 
@@ -34,11 +35,18 @@ class WeightEMA(tf.Module):
         variables = tuple(variables)
         # A function, not an attribute, so the model's variables are not checkpointed a second time here.
         self._tracked = lambda: variables
-        # Every replica computes the same update from identical (mirrored, synchronised) values.
-        self.shadows = {v.path: tf.Variable(tf.convert_to_tensor(v), trainable=False,
-                                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-                                            name=v.path.replace("/", "_") + "_ema")
+        # Every replica computes the same update from identical (mirrored, synchronised) values. Keras variables,
+        # so that a Keras model holding them saves them (save_weights, BackupAndRestore); in a tf.train.Checkpoint
+        # they are stored as tf.Variables are.
+        self.shadows = {v.path: keras.Variable(tf.convert_to_tensor(v), trainable=False,
+                                               aggregation="only_first_replica",
+                                               name=v.path.replace("/", "_") + "_ema")
                         for v in variables}
+
+    def reset(self) -> None:
+        """Sets every shadow to its variable's current value."""
+        for variable in self._tracked():
+            self.shadows[variable.path].assign(tf.cast(variable, self.shadows[variable.path].dtype))
 
     def update(self, num_updates):
         n = tf.cast(num_updates, tf.float32)

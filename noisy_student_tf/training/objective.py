@@ -27,7 +27,8 @@ def noisy_student_loss(lab_logits, labels, *, num_classes: int, label_smoothing:
         unl_logits, targets: the unlabeled part: the student's logits [u, C] and the target distributions [u, C]
             (`losses.unlabeled_targets`); None for supervised training.
         unlabel_ratio: weight of the unlabeled loss (`--unlabel_ratio`).
-        unl_labels: the teacher labels stored with the unlabeled images, for the `unl/acc_to_dump` metric.
+        unl_labels: the teacher labels stored with the unlabeled images, for the `unl/acc_to_dump` metric (None:
+            no such metric).
         soft_targets: whether `targets` are soft (adds the `unl/target_prob` metric, as upstream).
 
     Returns:
@@ -40,8 +41,9 @@ def noisy_student_loss(lab_logits, labels, *, num_classes: int, label_smoothing:
     if unl_logits is not None:
         unl_loss = tf.reduce_mean(losses.cross_entropy(targets, unl_logits))
         data_loss = lab_loss + unlabel_ratio * unl_loss  # upstream adds the two means, the unlabeled one weighted
+        if unl_labels is not None:
+            metrics["unl/acc_to_dump"] = accuracy(unl_logits, unl_labels)
         metrics.update({
-            "unl/acc_to_dump": accuracy(unl_logits, unl_labels),
             "unl/pred_prob": tf.reduce_mean(tf.reduce_max(tf.nn.softmax(unl_logits), -1)),
             "ext/loss": unl_loss,
         })

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import keras
 import tensorflow as tf
 
 # Upstream constants: the LR is given for a batch of 256, warms up linearly for 5 epochs, and decays by 0.97
@@ -71,3 +72,35 @@ def make_schedule(*, base_learning_rate: float, train_batch_size: int, num_train
     return Schedule(scaled_lr=scaled_lr, steps_per_epoch=steps_per_epoch,
                     decay_steps=steps_per_epoch * decay_epochs, warmup_steps=int(WARMUP_EPOCHS * steps_per_epoch),
                     train_steps=train_steps, last_step=train_last_step_num)
+
+
+@keras.saving.register_keras_serializable(package="noisy_student_tf")
+class UpstreamLearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """The original code's learning rate as a Keras schedule (pass it to `TF1RMSProp(learning_rate=...)`).
+
+    Linear warmup over 5 epochs, then a staircase decay by 0.97 every 2.4 epochs (or so that the last step reaches
+    `final_base_lr`), with the base rate given for a batch of 256 (upstream `main.py`, `model_fn`, and `utils.py`,
+    `build_learning_rate`). The optimizer's step counter is the step: call it with the optimizer's `iterations`.
+
+    Args:
+        base_learning_rate: the rate for a batch of 256 (upstream `--base_learning_rate`, 0.016).
+        train_batch_size: labeled images per step (`--train_batch_size`).
+        num_train_images: labeled images in one epoch (`--num_train_images`).
+        train_steps: the schedule's length (`--train_steps`).
+        train_last_step_num, train_ratio, final_base_lr, label_data_sample_prob: as the upstream flags.
+    """
+
+    def __init__(self, base_learning_rate: float, train_batch_size: int, num_train_images: int, train_steps: int,
+                 train_last_step_num: int = -1, train_ratio: float = 1.0, final_base_lr: float | None = None,
+                 label_data_sample_prob: float = 1.0):
+        self.arguments = dict(base_learning_rate=base_learning_rate, train_batch_size=train_batch_size,
+                              num_train_images=num_train_images, train_steps=train_steps,
+                              train_last_step_num=train_last_step_num, train_ratio=train_ratio,
+                              final_base_lr=final_base_lr, label_data_sample_prob=label_data_sample_prob)
+        self.schedule = make_schedule(**self.arguments)
+
+    def __call__(self, step):
+        return self.schedule.learning_rate(step)
+
+    def get_config(self):
+        return dict(self.arguments)

@@ -54,6 +54,20 @@ def split_indices(labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     return {name: rng.permutation(np.concatenate(chunks)) for name, chunks in parts.items()}
 
 
+def load_splits(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The splits `prepare` writes, as arrays (no JPEG round trip), for the Python API.
+
+    Args:
+        seed: the split's seed (as `prepare`'s).
+
+    Returns:
+        {"train", "dev", "test", "extra"} -> (images [N, 32, 32, 3] uint8, 0-based labels [N]); "extra" is the
+        unlabeled pool, whose labels are only for measuring the pseudo labels.
+    """
+    images, labels = load_images()
+    return {name: (images[indices], labels[indices]) for name, indices in split_indices(labels, seed).items()}
+
+
 def _jpeg(image: np.ndarray) -> bytes:
     import io
 

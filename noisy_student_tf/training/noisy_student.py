@@ -1,0 +1,367 @@
+"""The noisy-student step as a Keras model (upstream `main.py`, `model_fn`).
+
+`NoisyStudent` wraps a student (and optionally a frozen teacher) and trains it with `fit()`. Its `step()` is the
+one implementation of the step: the command-line trainer (`training/step.py`) calls it too.
+
+What one step does, as upstream:
+* one forward pass of the student over the labeled and the unlabeled (noised) images together, so batch-norm
+  statistics are computed over both;
+* targets for the unlabeled images: the clean teacher in inference mode on the clean view (online), or the
+  probabilities / labels stored with the images (offline); soft (`softmax(logits / T)`, or stored
+  `probs^(1/T)` renormalised) or hard (label-smoothed one-hot of the teacher's class) when T = -1;
+* loss = labeled smoothed cross-entropy + r * unlabeled cross-entropy + L2 weight decay on every trainable weight
+  but batch-norm gamma/beta;
+* the optimizer step, then the exponential moving average of the weights and batch-norm statistics with
+  `num_updates` = the step just completed (evaluation and prediction use the averaged weights).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from noisy_student_tf.training import losses, objective
+from noisy_student_tf.training.ema import WeightEMA, ema_variables
+
+# Upstream's summary names (TensorBoard scalars of the command-line trainer) -> the names `fit()` logs.
+KERAS_METRIC_NAMES = {
+    "train/loss": "loss",
+    "lab/acc": "accuracy",
+    "lab/loss": "labeled_loss",
+    "lab/pred_prob": "labeled_confidence",
+    "train/data_loss": "data_loss",
+    "ext/loss": "unlabeled_loss",
+    "unl/acc_to_dump": "teacher_agreement",
+    "unl/pred_prob": "unlabeled_confidence",
+    "unl/target_prob": "target_confidence",
+}
+EVAL_METRIC_NAMES = ("loss", "accuracy", "top_5_accuracy")
+
+
+def _output_classes(model) -> int | None:
+    """The last dimension of a built model's output, when Keras knows it."""
+    try:
+        shape = model.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if isinstance(shape, list) or not isinstance(shape, tuple) or not shape:
+        return None
+    return shape[-1]
+
+
+def _check_classifier(model, argument: str, num_classes: int | None) -> int | None:
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"NoisyStudent: `{argument}` must be a keras.Model returning logits [batch, classes], "
+                        f"got {type(model).__name__}")
+    if not model.built:
+        raise ValueError(f"NoisyStudent: `{argument}` is not built; build it first (call it on a batch, or give "
+                         "its Input shape) so that its weights exist")
+    classes = _output_classes(model)
+    if classes is not None and num_classes is not None and classes != num_classes:
+        raise ValueError(f"NoisyStudent: `{argument}` returns {classes} logits per image but num_classes is "
+                         f"{num_classes}; the student and the teacher must classify the same classes")
+    return classes
+
+
+@keras.saving.register_keras_serializable(package="noisy_student_tf")
+class NoisyStudent(keras.Model):
+    """Noisy Student training of `student` as a Keras model (Xie et al., CVPR 2020).
+
+    Train with `compile()` and `fit()` on batches of `noisy_student_tf.data.noisy_student_dataset` (or the
+    command line's `data.inputs.train_dataset`): `{"labeled": {"image", "label"}, "unlabeled": {"image",
+    "teacher_image"}}` for an online teacher, or with `"probs"` (and `"label"`) instead of `"teacher_image"` for
+    stored pseudo labels. A plain `(images, labels)` batch trains the student supervised (a teacher).
+    `evaluate()` and `predict()` use the moving average of the weights; calling the model uses the current ones.
+
+    Images are float 0..255, channels last. With `mean` and `std` the model normalises them ((x - mean) / std per
+    channel, as upstream; the EfficientNets of this package expect that); without, they reach the networks as
+    they are (keras.applications networks normalise inside).
+
+    Args:
+        student: a built `keras.Model` from images to logits [batch, num_classes] (not probabilities).
+        teacher: a built `keras.Model` with the same classes, used frozen and in inference mode on the clean view
+            (online teacher); None when the pseudo labels come with the data, or for supervised training.
+        num_classes: the number of classes; default: the student's output size.
+        unlabel_ratio: r, the weight of the unlabeled loss (upstream `--unlabel_ratio`); the data should hold r
+            unlabeled images per labeled one. 0 trains on the labeled images only.
+        teacher_softmax_temp: T of the soft targets; -1 for hard targets (upstream `--teacher_softmax_temp`).
+        label_smoothing: of the labeled loss and of hard targets (upstream `--label_smoothing`).
+        weight_decay: L2 coefficient (upstream `--weight_decay`): `weight_decay * sum(w^2) / 2` in the loss.
+        moving_average_decay: decay of the weight EMA (upstream `--moving_average_decay`); 0 turns it off.
+        label_data_sample_prob: keep each labeled image with this probability (upstream
+            `--label_data_sample_prob`).
+        mean, std: per-channel normalisation in 0..255 units, or None.
+        seed: seed of the labeled-image sampling.
+        **kwargs: `keras.Model` arguments (e.g. `name`).
+    """
+
+    def __init__(self, student, teacher=None, *, num_classes: int | None = None, unlabel_ratio: float = 1.0,
+                 teacher_softmax_temp: float = -1.0, label_smoothing: float = 0.1, weight_decay: float = 1e-5,
+                 moving_average_decay: float = 0.9999, label_data_sample_prob: float = 1.0, mean=None, std=None,
+                 seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        classes = _check_classifier(student, "student", num_classes)
+        if num_classes is None:
+            if classes is None:
+                raise ValueError("NoisyStudent: pass num_classes (the student's output size is not known)")
+            num_classes = classes
+        if teacher is not None:
+            _check_classifier(teacher, "teacher", num_classes)
+        if unlabel_ratio < 0:
+            raise ValueError(f"NoisyStudent: unlabel_ratio must be >= 0, got {unlabel_ratio}")
+        if teacher_softmax_temp != -1 and teacher_softmax_temp <= 0:
+            raise ValueError(f"NoisyStudent: teacher_softmax_temp must be positive or -1 (hard targets), "
+                             f"got {teacher_softmax_temp}")
+        if (mean is None) != (std is None):
+            raise ValueError("NoisyStudent: give both mean and std, or neither")
+        self.student = student
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.trainable = False
+        self.num_classes = int(num_classes)
+        self.unlabel_ratio = float(unlabel_ratio)
+        self.teacher_softmax_temp = float(teacher_softmax_temp)
+        self.label_smoothing = float(label_smoothing)
+        self.weight_decay = float(weight_decay)
+        self.moving_average_decay = float(moving_average_decay)
+        self.label_data_sample_prob = float(label_data_sample_prob)
+        self.mean = None if mean is None else [float(m) for m in mean]
+        self.std = None if std is None else [float(s) for s in std]
+        self.run_seed = keras.Variable(int(seed), dtype="int64", trainable=False, name="seed")
+        self.ema = None
+        if self.moving_average_decay > 0:
+            self.ema = WeightEMA(ema_variables(student), self.moving_average_decay)
+            # Tracked by Keras too, so that save_weights, BackupAndRestore and .keras files carry the averages.
+            self._ema_weights = list(self.ema.shadows.values())
+        self._trackers = {name: keras.metrics.Mean(name=name)
+                          for name in list(KERAS_METRIC_NAMES.values()) + list(EVAL_METRIC_NAMES[2:])}
+        self.built = True
+
+    # ------------------------------------------------------------------------------------------------
+    # Keras plumbing.
+
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """Configures training as `keras.Model.compile`, without `loss` or `metrics` (the model has its own).
+
+        Args:
+            optimizer: the optimizer; upstream's is `TF1RMSProp(learning_rate=UpstreamLearningRate(...))`.
+            **kwargs: other `keras.Model.compile` arguments (`steps_per_execution`, `jit_compile`, ...).
+        """
+        for name in ("loss", "metrics", "weighted_metrics", "loss_weights"):
+            if kwargs.get(name) is not None:
+                raise ValueError(f"NoisyStudent.compile: `{name}` is not used: the model computes the "
+                                 "noisy-student loss and its metrics itself")
+        super().compile(optimizer=optimizer, **kwargs)
+        # Built now, in the caller's strategy scope, so that checkpoints and BackupAndRestore find its slots.
+        self.optimizer.build(self.student.trainable_variables)
+
+    def get_compile_config(self):
+        return super().get_compile_config()
+
+    def compile_from_config(self, config):
+        """Recompiles a loaded model (its optimizer and `compile()` arguments), so training can go on."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**{k: v for k, v in config.items() if v is not None})
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def call(self, images, training=False):
+        """The student's logits with its current weights."""
+        return self.student(self._normalize(images), training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            student=keras.saving.serialize_keras_object(self.student),
+            teacher=None if self.teacher is None else keras.saving.serialize_keras_object(self.teacher),
+            num_classes=self.num_classes, unlabel_ratio=self.unlabel_ratio,
+            teacher_softmax_temp=self.teacher_softmax_temp, label_smoothing=self.label_smoothing,
+            weight_decay=self.weight_decay, moving_average_decay=self.moving_average_decay,
+            label_data_sample_prob=self.label_data_sample_prob, mean=self.mean, std=self.std,
+            seed=int(self.run_seed.numpy()))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["student"] = keras.saving.deserialize_keras_object(config["student"])
+        if config.get("teacher") is not None:
+            config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"])
+        return cls(**config)
+
+    # ------------------------------------------------------------------------------------------------
+    # The step.
+
+    def _normalize(self, images):
+        images = tf.cast(images, tf.float32)
+        if self.mean is None:
+            return images
+        return (images - tf.constant(self.mean, tf.float32)) / tf.constant(self.std, tf.float32)
+
+    def reset_ema(self) -> None:
+        """Restarts the moving average at the student's current weights (after loading weights into it)."""
+        if self.ema is not None:
+            self.ema.reset()
+
+    def _label_mask(self, lab_batch):
+        """Upstream keeps each labeled example with probability p: floor(p + U[0, 1)), seeded by (seed, step,
+        replica)."""
+        ctx = tf.distribute.get_replica_context()
+        seed = tf.random.experimental.stateless_fold_in(
+            tf.stack([self.run_seed.value, tf.cast(self.optimizer.iterations, tf.int64)]),
+            ctx.replica_id_in_sync_group)
+        return tf.floor(self.label_data_sample_prob + tf.random.stateless_uniform([lab_batch], seed))
+
+    def _targets(self, unlabeled):
+        teacher_logits = None
+        if self.teacher is not None:
+            if "teacher_image" not in unlabeled:
+                raise ValueError("NoisyStudent: with a teacher, batch['unlabeled'] must hold 'teacher_image' (the "
+                                 "clean view); make the data with noisy_student_dataset(...)")
+            # The teacher sees the clean view, in inference mode.
+            teacher_logits = self.teacher(self._normalize(unlabeled["teacher_image"]), training=False)
+            _check_logits(teacher_logits, self.num_classes, "teacher")
+        elif "probs" not in unlabeled:
+            raise ValueError("NoisyStudent: batch['unlabeled'] has no 'probs' (stored pseudo labels) and the model "
+                             "has no teacher; pass teacher=... or pseudo-label the images first")
+        return losses.unlabeled_targets(
+            num_classes=self.num_classes, temperature=self.teacher_softmax_temp,
+            label_smoothing=self.label_smoothing, teacher_logits=teacher_logits,
+            stored_probs=unlabeled.get("probs"), stored_labels=unlabeled.get("label"))
+
+    def step(self, batch) -> dict:
+        """One noisy-student step on this replica's batch: forward, loss, optimizer update, EMA update.
+
+        Args:
+            batch: `{"labeled": {"image", "label"}, "unlabeled": {...}}` (see the class docstring); the
+                "unlabeled" part is ignored when `unlabel_ratio` is 0.
+
+        Returns:
+            The step's scalars under upstream's summary names (`KERAS_METRIC_NAMES` maps them to `fit()`'s).
+        """
+        labeled = batch["labeled"]
+        unlabeled = batch.get("unlabeled") if self.unlabel_ratio else None
+        labels = labeled["label"]
+        _check_batch(labeled["image"], labels, "batch['labeled']")
+        lab_batch = labels.shape[0] if labels.shape[0] is not None else tf.shape(labels)[0]
+        images = labeled["image"]
+        if unlabeled is not None:
+            images = tf.concat([tf.cast(images, tf.float32), tf.cast(unlabeled["image"], tf.float32)], 0)
+        variables = self.student.trainable_variables
+        num_replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            # One forward pass over labeled + unlabeled images: batch-norm statistics over both, as upstream.
+            logits = tf.cast(self.student(self._normalize(images), training=True), tf.float32)
+            _check_logits(logits, self.num_classes, "student")
+            lab_logits = logits[:lab_batch]
+            mask = self._label_mask(lab_batch) if self.label_data_sample_prob < 1 else None
+            unl_logits = targets = None
+            if unlabeled is not None:
+                unl_logits = logits[lab_batch:]
+                targets = self._targets(unlabeled)
+            data_loss, metrics = objective.noisy_student_loss(
+                lab_logits, labels, num_classes=self.num_classes, label_smoothing=self.label_smoothing,
+                mask=mask, unl_logits=unl_logits, targets=targets, unlabel_ratio=self.unlabel_ratio,
+                unl_labels=None if unlabeled is None else unlabeled.get("label"),
+                soft_targets=self.teacher_softmax_temp != -1)
+            loss = data_loss + losses.weight_decay_loss(variables, self.weight_decay)
+            # Gradients are summed over replicas, so each replica contributes its share of the mean.
+            scaled = self.optimizer.scale_loss(loss / num_replicas)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        if self.ema is not None:
+            self.ema.update(self.optimizer.iterations)  # num_updates = the step just completed, as upstream
+        metrics["train/loss"] = loss
+        return metrics
+
+    def train_step(self, data):
+        metrics = self.step(_as_batch(data))
+        logs = {}
+        for name, value in metrics.items():
+            tracker = self._trackers[KERAS_METRIC_NAMES[name]]
+            tracker.update_state(value)
+            logs[tracker.name] = tracker.result()
+        return logs
+
+    # ------------------------------------------------------------------------------------------------
+    # Evaluation and prediction with the averaged weights.
+
+    def inference_logits(self, images):
+        """float32 logits of the student in inference mode with the averaged weights (the current ones without
+        an EMA), on 0..255 images."""
+        inputs = self._normalize(images)
+        if self.ema is None:
+            return tf.cast(self.student(inputs, training=False), tf.float32)
+        shadows = self.ema.shadows
+        trainable = [shadows.get(v.path, v) for v in self.student.trainable_variables]
+        non_trainable = [shadows.get(v.path, v) for v in self.student.non_trainable_variables]
+        logits, _ = self.student.stateless_call(trainable, non_trainable, inputs, training=False)
+        return tf.cast(logits, tf.float32)
+
+    def test_step(self, data):
+        images, labels = _unpack_labeled(data)
+        logits = self.inference_logits(images)
+        _check_logits(logits, self.num_classes, "student")
+        labels = tf.cast(labels, tf.int32)
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        targets = losses.smoothed_one_hot(labels, self.num_classes, self.label_smoothing)
+        # Upstream's eval loss is the smoothed cross-entropy plus the weight decay term.
+        loss = (tf.reduce_mean(losses.cross_entropy(targets, logits))
+                + losses.weight_decay_loss(self.student.trainable_variables, self.weight_decay))
+        top1 = objective.accuracy(logits, labels)
+        top5 = tf.reduce_mean(tf.cast(tf.math.in_top_k(labels, logits, min(5, self.num_classes)), tf.float32))
+        for name, value in zip(EVAL_METRIC_NAMES, (loss, top1, top5)):
+            self._trackers[name].update_state(value, sample_weight=count)
+        return {name: self._trackers[name].result() for name in EVAL_METRIC_NAMES}
+
+    def predict_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        return self.inference_logits(images)
+
+    def ema_student(self) -> keras.Model:
+        """A copy of the student holding the averaged weights (for export, or as the next teacher).
+
+        Returns:
+            A new `keras.Model` (`keras.models.clone_model` of the student) with the averaged weights and batch-norm
+            statistics, and the student's other weights.
+        """
+        copy = keras.models.clone_model(self.student)
+        shadows = self.ema.shadows if self.ema is not None else {}
+        copy.set_weights([shadows.get(v.path, v).numpy() for v in self.student.weights])
+        return copy
+
+
+def _check_logits(logits, num_classes: int, who: str) -> None:
+    if logits.shape.rank != 2 or (logits.shape[-1] is not None and logits.shape[-1] != num_classes):
+        raise ValueError(f"NoisyStudent: the {who} must return logits [batch, {num_classes}], got shape "
+                         f"{tuple(logits.shape)}")
+
+
+def _check_batch(images, labels, where: str) -> None:
+    if images.shape.rank != 4:
+        raise ValueError(f"NoisyStudent: {where}['image'] must be images [batch, height, width, channels], got "
+                         f"shape {tuple(images.shape)}")
+    if labels.shape.rank != 1 or not labels.dtype.is_integer:
+        raise ValueError(f"NoisyStudent: {where}['label'] must be integer class indices [batch], got "
+                         f"{labels.dtype.name} of shape {tuple(labels.shape)}")
+
+
+def _unpack_labeled(data):
+    if isinstance(data, dict) and "labeled" in data:
+        return data["labeled"]["image"], data["labeled"]["label"]
+    if isinstance(data, (tuple, list)) and len(data) >= 2:
+        return data[0], data[1]
+    raise ValueError("NoisyStudent: evaluation data must be (images, labels) batches")
+
+
+def _as_batch(data) -> dict:
+    """A training batch as `step()` takes it: dicts as they are, (images, labels) as a labeled-only batch."""
+    if isinstance(data, dict):
+        if "labeled" not in data:
+            raise ValueError("NoisyStudent: a training batch must be (images, labels) or a dict with 'labeled' "
+                             f"(and 'unlabeled'); got keys {sorted(data)}")
+        return data
+    images, labels = _unpack_labeled(data)
+    return {"labeled": {"image": images, "label": labels}}

@@ -1,0 +1,161 @@
+"""The noisy-student step as a Keras model (`NoisyStudent`): fit() equals the command-line trainer's step, fit()
+under MirroredStrategy equals one device, and bad arguments are named."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import jobs_helper
+from noisy_student_tf.data.in_memory import noisy_student_dataset
+from noisy_student_tf.models.inference import model_from_config
+from noisy_student_tf.training.noisy_student import NoisyStudent
+from noisy_student_tf.training.optimizer import TF1RMSProp
+from noisy_student_tf.training.schedule import UpstreamLearningRate
+from noisy_student_tf.training.step import schedule_arguments
+from test_losses import fixed_batch, make_trainer, one_step
+
+TOLERANCE = 1e-5
+
+
+def keras_twin(trainer, *, synchronized_bn=False):
+    """A NoisyStudent built independently from the trainer's config, holding copies of its current weights."""
+    cfg = trainer.cfg
+    student = model_from_config(cfg.model, synchronized_bn=synchronized_bn)
+    student.set_weights(trainer.student.get_weights())
+    teacher = None
+    if trainer.teacher is not None:
+        teacher = model_from_config(cfg.model, model_name=cfg.teacher.model_name, image_size=cfg.teacher.image_size,
+                                    synchronized_bn=synchronized_bn)
+        teacher.set_weights(trainer.teacher.get_weights())
+    model = NoisyStudent(student, teacher, unlabel_ratio=cfg.input.unlabel_ratio,
+                         teacher_softmax_temp=cfg.teacher.softmax_temp, label_smoothing=cfg.optim.label_smoothing,
+                         weight_decay=cfg.optim.weight_decay, moving_average_decay=cfg.optim.moving_average_decay,
+                         label_data_sample_prob=cfg.input.label_data_sample_prob, mean=cfg.task.mean,
+                         std=cfg.task.std, seed=cfg.seed)
+    model.compile(optimizer=TF1RMSProp(learning_rate=UpstreamLearningRate(**schedule_arguments(cfg))))
+    return model
+
+
+def assert_close(got, expected, what):
+    np.testing.assert_allclose(got, expected, rtol=TOLERANCE, atol=TOLERANCE, err_msg=what)
+
+
+@pytest.mark.parametrize("temperature, online, p", [(-1, True, 1.0), (0.5, True, 1.0), (-1, False, 0.5),
+                                                    (0.7, False, 1.0)],
+                         ids=["hard-online", "soft-online", "hard-stored-p0.5", "soft-stored"])
+def test_fit_step_equals_the_command_line_step(tmp_path, temperature, online, p):
+    trainer = make_trainer(tmp_path, temperature=temperature, online=online, p=p)
+    trainer.step_fn.make_ema()
+    model = keras_twin(trainer)
+    batches = [fixed_batch(seed) for seed in (0, 1)]
+    before = [w.numpy() for w in model.student.trainable_weights]
+
+    cli = [one_step(trainer, batch) for batch in batches]
+    history = model.fit(global_dataset(batches), epochs=1, verbose=0)
+    # fit() logs the mean over the epoch's steps.
+    assert_close(history.history["loss"][0], np.mean([m["train/loss"] for m in cli]), "loss")
+    assert_close(history.history["labeled_loss"][0], np.mean([m["lab/loss"] for m in cli]), "labeled loss")
+    assert model.optimizer.iterations.numpy() == trainer.step == 2
+    for mine, theirs in zip(model.student.weights, trainer.student.weights):
+        assert_close(mine.numpy(), theirs.numpy(), mine.path)
+    ema = trainer.ema.values()
+    assert set(model.ema.values()) == set(ema)
+    for path, value in model.ema.values().items():
+        assert_close(value, ema[path], "EMA of " + path)
+    # The steps changed the weights, so the equality above is not that of two untouched copies.
+    assert all(not np.array_equal(w.numpy(), b) for w, b in zip(model.student.trainable_weights, before))
+
+
+def global_dataset(batches):
+    return tf.data.Dataset.from_tensor_slices(
+        {part: {k: np.stack([b[part][k] for b in batches]) for k in batches[0][part]} for part in batches[0]})
+
+
+def test_fit_under_mirrored_strategy_equals_one_device(tmp_path):
+    batches = [fixed_batch(seed) for seed in (0, 1, 2)]
+    results = {}
+    for name, strategy in (("one", tf.distribute.get_strategy()),
+                           ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+        trainer = make_trainer(tmp_path / name, temperature=0.5, online=True)  # the same initial weights each time
+        with strategy.scope():
+            model = keras_twin(trainer, synchronized_bn=name == "mirrored")
+        history = model.fit(global_dataset(batches), epochs=1, verbose=0)
+        results[name] = (history.history, [w.numpy() for w in model.student.weights], model.ema.values())
+    (h1, w1, e1), (h2, w2, e2) = results["one"], results["mirrored"]
+    assert_close(h2["loss"][0], h1["loss"][0], "loss")
+    assert len(w1) == len(w2)
+    for a, b in zip(w2, w1):
+        assert_close(a, b, "weights")
+    for path in e1:
+        assert_close(e2[path], e1[path], "EMA of " + path)
+
+
+def small_classifier(classes=10, size=8):
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes)(x))
+
+
+def test_bad_models_are_refused_naming_the_argument():
+    with pytest.raises(ValueError, match="`student` returns 10 logits per image but num_classes is 5"):
+        NoisyStudent(small_classifier(10), num_classes=5)
+    with pytest.raises(ValueError, match="`teacher` returns 7 logits"):
+        NoisyStudent(small_classifier(10), small_classifier(7))
+    with pytest.raises(TypeError, match="`student` must be a keras.Model"):
+        NoisyStudent(lambda x: x)
+    with pytest.raises(ValueError, match="teacher_softmax_temp"):
+        NoisyStudent(small_classifier(), teacher_softmax_temp=0)
+    with pytest.raises(ValueError, match="`loss` is not used"):
+        NoisyStudent(small_classifier()).compile(optimizer="sgd", loss="mse")
+
+
+def test_bad_batches_are_refused_naming_the_part():
+    model = NoisyStudent(small_classifier(10))
+    model.compile(optimizer="sgd")
+    images = np.zeros((4, 8, 8, 3), np.float32)
+    with pytest.raises(ValueError, match=r"batch\['labeled'\]\['label'\] must be integer class indices"):
+        model.fit(images, np.zeros((4,), np.float32), verbose=0)
+    with pytest.raises(ValueError, match="no 'probs'"):
+        model.fit(tf.data.Dataset.from_tensors({"labeled": {"image": images, "label": np.zeros(4, np.int32)},
+                                                "unlabeled": {"image": images}}), verbose=0)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x, y: noisy_student_dataset((x[..., 0], y), batch_size=2), "`labeled` must give images"),
+    (lambda x, y: noisy_student_dataset((x[..., :1], y), batch_size=2), "3 channels"),
+    (lambda x, y: noisy_student_dataset((x, y.astype(np.float32)), batch_size=2), "integer class indices"),
+    (lambda x, y: noisy_student_dataset((x, y[:3]), batch_size=2), "different lengths"),
+    (lambda x, y: noisy_student_dataset((x, y), tf.data.Dataset.from_tensor_slices((x, y)), batch_size=2),
+     "unlabeled data has no labels"),
+    (lambda x, y: noisy_student_dataset((x, y), x, batch_size=0), "`batch_size` must be a positive integer"),
+    (lambda x, y: noisy_student_dataset((x, y), batch_size=2, image_size=16, small_image_model=True),
+     "small-image recipe takes them as they are"),
+], ids=["rank", "channels", "label-dtype", "lengths", "unlabeled-with-labels", "batch-size", "small-size"])
+def test_bad_data_is_refused_naming_the_argument(call, message):
+    x = np.zeros((6, 8, 8, 3), np.uint8)
+    y = np.arange(6) % 3
+    with pytest.raises(ValueError, match=message):
+        call(x, y)
+
+
+def test_dataset_batches_have_the_command_line_structure_and_ratio():
+    rng = np.random.RandomState(0)
+    x = rng.randint(0, 256, (12, 32, 32, 3)).astype(np.uint8)
+    y = np.arange(12) % 4
+    online = next(iter(noisy_student_dataset((x, y), x, batch_size=4, unlabel_ratio=1.5, seed=3)))
+    assert online["labeled"]["image"].shape == (4, 32, 32, 3) and online["labeled"]["label"].dtype == tf.int32
+    assert online["unlabeled"]["image"].shape == (6, 32, 32, 3)  # ceil(4 * 1.5)
+    # The teacher's view is the clean image itself on the small-image path; the student's is noised.
+    clean = online["unlabeled"]["teacher_image"].numpy()
+    assert all(any(np.array_equal(c, img) for img in x.astype(np.float32)) for c in clean)
+    assert not np.allclose(online["unlabeled"]["image"].numpy(), clean)
+    probs = rng.dirichlet(np.ones(4), 12).astype(np.float32)
+    stored = next(iter(noisy_student_dataset((x, y), (x, probs), batch_size=4, unlabel_ratio=2)))
+    assert set(stored["unlabeled"]) == {"image", "probs", "label"}
+    np.testing.assert_array_equal(stored["unlabeled"]["label"], stored["unlabeled"]["probs"].numpy().argmax(-1))
+    again = next(iter(noisy_student_dataset((x, y), x, batch_size=4, unlabel_ratio=1.5, seed=3)))
+    np.testing.assert_array_equal(again["unlabeled"]["image"], online["unlabeled"]["image"])
