@@ -1,5 +1,11 @@
 """The noisy-student step as a Keras model (`NoisyStudent`): fit() equals the command-line trainer's step, fit()
-under MirroredStrategy equals one device, and bad arguments are named."""
+under MirroredStrategy equals one device, BackupAndRestore resumes a SIGKILLed fit(), and bad arguments are
+named."""
+
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +21,7 @@ from noisy_student_tf.training.step import schedule_arguments
 from test_losses import fixed_batch, make_trainer, one_step
 
 TOLERANCE = 1e-5
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def keras_twin(trainer, *, synchronized_bn=False):
@@ -159,3 +166,42 @@ def test_dataset_batches_have_the_command_line_structure_and_ratio():
     np.testing.assert_array_equal(stored["unlabeled"]["label"], stored["unlabeled"]["probs"].numpy().argmax(-1))
     again = next(iter(noisy_student_dataset((x, y), x, batch_size=4, unlabel_ratio=1.5, seed=3)))
     np.testing.assert_array_equal(again["unlabeled"]["image"], online["unlabeled"]["image"])
+
+
+def start_worker(out_dir, kill_after):
+    out_dir.mkdir()
+    return subprocess.Popen([sys.executable, os.path.join(HERE, "keras_fit_worker.py"), str(out_dir),
+                             str(kill_after)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process):
+    log = process.communicate(timeout=600)[0]
+    return process.returncode, log
+
+
+def test_backup_and_restore_resumes_a_sigkilled_fit_to_the_uninterrupted_result(tmp_path):
+    import keras
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    processes = [start_worker(whole, -1), start_worker(killed, 1)]  # killed after its second epoch
+    (code_whole, log_whole), (code_killed, log_killed) = [finish(p) for p in processes]
+    assert code_whole == 0, log_whole[-3000:]
+    assert code_killed == -signal.SIGKILL, log_killed[-3000:]
+    assert not (killed / "final.npz").exists() and (killed / "backup").is_dir()
+    code, log = finish(subprocess.Popen([sys.executable, os.path.join(HERE, "keras_fit_worker.py"), str(killed),
+                                         "-1"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))
+    assert code == 0, log[-3000:]
+    # The second process began at the backup of epoch 2 (3 steps per epoch), not from scratch.
+    assert (killed / "starts.txt").read_text().split() == ["0", "6"]
+    expected, got = np.load(whole / "final.npz"), np.load(killed / "final.npz")
+    assert sorted(expected.files) == sorted(got.files) and any(k.startswith("ema:") for k in got.files)
+    for key in expected.files:
+        assert_close(got[key], expected[key], key)
+    # The other callbacks did their work: TensorBoard events, and a .keras file that plain Keras loads.
+    assert list((whole / "logs" / "train").glob("events.out.tfevents.*"))
+    loaded = keras.saving.load_model(whole / "model.keras")
+    assert isinstance(loaded, NoisyStudent)
+    for path, value in loaded.ema.values().items():
+        assert_close(value, expected["ema:" + path], "EMA in the .keras file: " + path)

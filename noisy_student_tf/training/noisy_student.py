@@ -163,6 +163,28 @@ class NoisyStudent(keras.Model):
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**{k: v for k, v in config.items() if v is not None})
 
+    def seed_generator_states(self) -> list:
+        """The student's Keras seed-generator states (dropout, stochastic depth). Keras' weight files leave them
+        out; a resumed run needs them to draw the noise an uninterrupted one would, so this model saves them."""
+        return [v for v in self.student.variables if "seed_generator_state" in v.path]
+
+    def _own_variable_count(self) -> int:
+        return len(self._trainable_variables) + len(self._non_trainable_variables)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        own = self._own_variable_count()
+        for i, variable in enumerate(self.seed_generator_states()):
+            store[f"{own + i}"] = variable
+
+    def load_own_variables(self, store):
+        own, states = self._own_variable_count(), self.seed_generator_states()
+        if len(store.keys()) == own + len(states):
+            for i, variable in enumerate(states):
+                variable.assign(store[f"{own + i}"])
+            store = {f"{i}": store[f"{i}"] for i in range(own)}
+        super().load_own_variables(store)
+
     @property
     def metrics(self):
         return list(self._trackers.values())

@@ -46,10 +46,6 @@ class Trainer:
     def step(self) -> int:
         return self.step_fn.iterations
 
-    def _rng_states(self):
-        """Keras seed-generator states (dropout, stochastic depth): tf.train.Checkpoint does not track them."""
-        return [v.value for v in self.student.variables if "seed_generator_state" in v.path]
-
     def _write_dir(self) -> str:
         if self.chief:
             return self.cfg.model_dir
@@ -74,7 +70,9 @@ class Trainer:
                 notes.append(checkpoints.load_inference_weights(self.student, cfg.init_model_path,
                                                                 what="initial weights"))
         self.step_fn.make_ema()
-        parts = dict(model=self.student, optimizer=self.optimizer, seed=self.seed, rng=self._rng_states())
+        # The noise's generator states too (tf.train.Checkpoint does not track them), under their old keys.
+        rng = [v.value for v in self.step_fn.model.seed_generator_states()]
+        parts = dict(model=self.student, optimizer=self.optimizer, seed=self.seed, rng=rng)
         if self.ema is not None:
             parts["ema"] = self.ema
         if self.teacher is not None:
