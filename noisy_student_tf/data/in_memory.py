@@ -35,8 +35,13 @@ def _as_dataset(data, argument: str) -> tuple[tf.data.Dataset, int | None]:
         sizes = {len(a) for a in arrays}
         if len(sizes) != 1:
             _fail(argument, f"holds arrays of different lengths {[len(a) for a in arrays]}; they must match")
-        return tf.data.Dataset.from_tensor_slices(arrays), sizes.pop()
+        size = sizes.pop()
+        if size == 0:
+            _fail(argument, "holds no images (for pseudo labels: did the selection keep any?)")
+        return tf.data.Dataset.from_tensor_slices(arrays), size
     array = np.asarray(data)
+    if len(array) == 0:
+        _fail(argument, "holds no images (for pseudo labels: did the selection keep any?)")
     return tf.data.Dataset.from_tensor_slices(array), len(array)
 
 
