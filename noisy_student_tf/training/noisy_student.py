@@ -187,6 +187,7 @@ class NoisyStudent(keras.Model):
 
     @property
     def metrics(self):
+        """The running means `fit()` and `evaluate()` report (Keras resets them every epoch)."""
         return list(self._trackers.values())
 
     def call(self, images, training=False):
@@ -299,6 +300,7 @@ class NoisyStudent(keras.Model):
         return metrics
 
     def train_step(self, data):
+        """`fit()`'s step: `step()` on the batch, then the epoch means of its scalars under Keras names."""
         metrics = self.step(_as_batch(data))
         logs = {}
         for name, value in metrics.items():
@@ -323,6 +325,8 @@ class NoisyStudent(keras.Model):
         return tf.cast(logits, tf.float32)
 
     def test_step(self, data):
+        """`evaluate()`'s step on (images, labels) with the averaged weights: loss (smoothed cross-entropy plus
+        weight decay, as upstream's eval), top-1 and top-5, averaged over images."""
         images, labels = _unpack_labeled(data)
         logits = self.inference_logits(images)
         _check_logits(logits, self.num_classes, "student")
@@ -339,6 +343,7 @@ class NoisyStudent(keras.Model):
         return {name: self._trackers[name].result() for name in EVAL_METRIC_NAMES}
 
     def predict_step(self, data):
+        """`predict()`'s step: logits of the averaged weights."""
         images = data[0] if isinstance(data, (tuple, list)) else data
         return self.inference_logits(images)
 
