@@ -93,8 +93,9 @@ def main(argv):
     for seed, r in rows.items():
         lines.append(f"| {seed} | {100 * r['teacher']:.1f}% | {100 * r['student']:.1f}% | {r['kept']} "
                      f"({100 * r['pseudo_label_accuracy']:.1f}%) |")
+    per_seed = list(rows.values())
     for key in ("teacher", "student"):
-        values = 100 * np.array([r[key] for r in rows.values()])
+        values = 100 * np.array([r[key] for r in per_seed])
         rows[f"{key}_mean_std"] = [float(values.mean()), float(values.std())]
     t, s = rows["teacher_mean_std"], rows["student_mean_std"]
     lines.append(f"| mean ± std | {t[0]:.1f} ± {t[1]:.1f} | {s[0]:.1f} ± {s[1]:.1f} | |")
