@@ -12,20 +12,21 @@ import importlib
 
 from absl import flags
 
-from noisy_student_tf.flags import (define_convert_checkpoint_flags, define_driver_flags, define_export_flags,
+from noisy_student_tf.flags import (define_beam_flags, define_convert_checkpoint_flags, define_driver_flags,
+                                    define_export_flags,
                                     define_filter_flags, define_main_flags, define_prepro_digits_flags,
                                     define_prepro_images_flags, define_proc_svhn_flags)
 from noisy_student_tf.jobs import common
 
 
-def _run(adapter: str, program: str) -> None:
+def _run(adapter: str, program: str, pass_through: bool = False) -> None:
     """Runs `flag_adapters.<adapter>(argv)` (flags -> config -> job), imported once --help had its chance: the
     adapters import the jobs, which import TF."""
 
     def main(argv):
         return getattr(importlib.import_module("noisy_student_tf.flag_adapters"), adapter)(argv)
 
-    common.run(main, program=program)
+    common.run(main, program=program, pass_through=pass_through)
 
 
 def _main_program(program: str, **defaults) -> None:
@@ -64,6 +65,21 @@ def filter_unlabel() -> None:
     """Entry point of the filtering and balancing step (upstream filter_unlabel.py, same flags)."""
     define_filter_flags()
     _run("run_filter_unlabel", "filter_unlabel")
+
+
+def pseudo_label_beam() -> None:
+    """predict + filter_unlabel (or reassign) as one Apache Beam pipeline, on any runner:
+
+      python pseudo_label_beam.py --task_name=svhn --model_name=efficientnet-b0 --predict_ckpt_path=ckpt/teacher \\
+          --input_dir=data/svhn/proc/unlabeled --file_prefix=extra --num_shards=128 \\
+          --prelim_stats_dir=ckpt/prelim_stats --output_dir=ckpt/filtered --num_image=130000 \\
+          --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
+
+    Flags that are not this program's are Beam pipeline options (--runner, --project, ...).
+    """
+    define_main_flags()
+    define_beam_flags()
+    _run("run_pseudo_label_beam", "pseudo_label_beam", pass_through=True)
 
 
 def iterate() -> None:
@@ -124,6 +140,7 @@ def prepro_images() -> None:
 # `python -m noisy_student_tf <program>` and the console scripts (pyproject.toml) use these names.
 PROGRAMS = {
     "main": main, "train": train, "eval": evaluate, "predict": predict, "reassign": reassign,
-    "filter_unlabel": filter_unlabel, "iterate": iterate, "export": export, "convert_checkpoint": convert_checkpoint,
+    "filter_unlabel": filter_unlabel, "pseudo_label_beam": pseudo_label_beam, "iterate": iterate, "export": export,
+    "convert_checkpoint": convert_checkpoint,
     "proc_svhn": proc_svhn, "prepro_digits": prepro_digits, "prepro_images": prepro_images,
 }

@@ -223,6 +223,43 @@ def filter_config(F):
 
 
 # ------------------------------------------------------------------------------------------------------------
+# pseudo_label_beam.py's flags: main.py's (the teacher) and filter_unlabel.py's.
+
+def beam_config(F, pipeline_args=()):
+    from noisy_student_tf.offline.beam_pipeline import BeamConfig, check_pipeline_args
+    from noisy_student_tf.offline.filter_shards import FilterConfig
+
+    if F.input_dir and F.label_data_dir and F.input_dir != F.label_data_dir:
+        raise UserError(f"--input_dir={F.input_dir!r} and --label_data_dir={F.label_data_dir!r} name the same "
+                        "input (filter_unlabel.py's and predict.py's names): give one")
+    if F["shard_id"].present:
+        logging.warning("--shard_id is ignored: the pipeline handles every shard (0..--num_shards-1)")
+    check_pipeline_args(pipeline_args)
+    input_dir = F.input_dir or F.label_data_dir or ""
+    base = predict_config(F)
+    if F.reassign_label:
+        predict = dataclasses.replace(base, input_dir=input_dir, shards=tuple(range(F.num_shards)))
+        return BeamConfig(predict=predict, pipeline_args=tuple(pipeline_args))
+    write_predictions = bool(F.prediction_dir) or F.predict_only
+    if write_predictions and not (F.prediction_dir and F.info_dir):
+        raise UserError("--prediction_dir and --info_dir are both needed to write the predictions")
+    predict = dataclasses.replace(base, input_dir=input_dir, output_dir=F.prediction_dir, info_dir=F.info_dir,
+                                  shards=tuple(range(F.num_shards)))
+    if F.predict_only:
+        return BeamConfig(predict=predict, write_predictions=True, pipeline_args=tuple(pipeline_args))
+    seed = F.seed if F.seed is not None else DEFAULT_PREDICT_SEED
+    filter_cfg = FilterConfig(
+        input_dir=input_dir, prediction_dir=F.prediction_dir, info_dir=F.info_dir if write_predictions else "",
+        prelim_stats_dir=F.prelim_stats_dir, output_dir=F.output_dir, num_classes=predict.model.num_classes,
+        num_shards=F.num_shards, only_use_num_shards=F.only_use_num_shards, num_image=F.num_image,
+        total_replicas=F.total_replicas, min_threshold=F.min_threshold, max_prob=F.max_prob,
+        upsample=bool(F.upsample), file_prefix=F.file_prefix, use_top=bool(F.use_top), use_all=F.use_all, seed=seed,
+        rebuild_stale=F.rebuild_stale, all_shards=True)
+    return BeamConfig(predict=predict, filter=filter_cfg, write_predictions=write_predictions,
+                      pipeline_args=tuple(pipeline_args))
+
+
+# ------------------------------------------------------------------------------------------------------------
 # iterate.py's flags.
 
 def _main_flags_of(args: list[str]):
@@ -365,6 +402,14 @@ def run_filter_unlabel(argv, F=flags.FLAGS):
     from noisy_student_tf.jobs import filter_unlabel
 
     return filter_unlabel.run(filter_config(F))
+
+
+def run_pseudo_label_beam(argv, F=flags.FLAGS):
+    """pseudo_label_beam.py: `argv[1:]` are the arguments that are not its flags, Beam's pipeline options."""
+    report_ignored_flags(F)
+    from noisy_student_tf.jobs import pseudo_label_beam
+
+    return pseudo_label_beam.run(beam_config(F, argv[1:]))
 
 
 def run_iterate(argv, F=flags.FLAGS):

@@ -10,7 +10,8 @@ import textwrap
 
 from absl import flags
 
-from noisy_student_tf.flags import (define_convert_checkpoint_flags, define_driver_flags, define_export_flags,
+from noisy_student_tf.flags import (define_beam_flags, define_convert_checkpoint_flags, define_driver_flags,
+                                    define_export_flags,
                                     define_filter_flags, define_main_flags, define_prepro_digits_flags,
                                     define_prepro_images_flags, define_proc_svhn_flags)
 
@@ -20,6 +21,13 @@ PROGRAMS = [
      "and predict.py only change the default `--mode`; reassign.py also sets `--reassign_label=True`.",
      [define_main_flags]),
     ("filter_unlabel.py", "The original filter_unlabel.py's flags, then ours.", [define_filter_flags]),
+    ("pseudo_label_beam.py",
+     "predict.py + filter_unlabel.py (or reassign.py with `--reassign_label`) as one Apache Beam pipeline. main.py's "
+     "flags describe the teacher (`--predict_ckpt_path`, `--model_name`, `--predict_batch_size`, ...) and "
+     "`--num_shards`, `--file_prefix`, `--total_replicas`, `--info_dir`, `--seed`; `--output_dir` is the filter's "
+     "output root (with `--reassign_label`: where the re-labelled shards go). Then these, filter_unlabel.py's names; "
+     "any other `--name=value` is a Beam pipeline option (`--runner`, `--direct_num_workers`, ...).",
+     [define_beam_flags]),
     ("iterate.py", "The whole method in one command (noisy_student_tf/jobs/iterate.py).", [define_driver_flags]),
     ("proc_svhn.py", "SVHN .mat files or TFDS svhn_cropped -> shards.", [define_proc_svhn_flags]),
     ("prepro_digits.py", "scikit-learn's digits -> shards.", [define_prepro_digits_flags]),
@@ -70,7 +78,7 @@ def _groups(program: str):
     script = f"{program}.py"
     for heading, about, definers in PROGRAMS:
         if script in heading.split(", "):
-            if program == "export":
+            if program in ("export", "pseudo_label_beam"):
                 yield PROGRAMS[0][0], "The flags describing the model, as it was trained.", [define_main_flags]
             yield heading, about, definers
             return

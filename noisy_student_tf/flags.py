@@ -201,6 +201,29 @@ def define_filter_flags(flag_values=flags.FLAGS) -> None:
                    **fv)
 
 
+def define_beam_flags(flag_values=flags.FLAGS) -> None:
+    """pseudo_label_beam.py's flags beside main.py's (which describe the teacher): filter_unlabel.py's, under the
+    same names, where main.py has none of that name. Beam's pipeline options (--runner, ...) pass through."""
+    fv = dict(flag_values=flag_values)
+    flags.DEFINE_string("input_dir", "", "Directory of the unlabeled shards (filter_unlabel.py's name; predict.py's "
+                        "--label_data_dir is the same).", **fv)
+    flags.DEFINE_string("prediction_dir", "", "If given, also write predict.py's train-info-* files here (and the "
+                        "info-*.txt counts to --info_dir).", **fv)
+    flags.DEFINE_string("prelim_stats_dir", "", "Directory for per-shard histograms and global totals.", **fv)
+    flags.DEFINE_integer("num_image", 1300, "Target number of images per class after balancing.", **fv)
+    flags.DEFINE_integer("only_use_num_shards", -1, "If not -1, the totals use only shards 0..N-1.", **fv)
+    flags.DEFINE_float("min_threshold", 0.0, "Minimum confidence; one of 0.0, 0.01, ..., 1.0.", **fv)
+    flags.DEFINE_float("max_prob", 2, "Images more confident than this are dropped (2: none).", **fv)
+    flags.DEFINE_integer("upsample", 1, "0: never duplicate images of scarce classes.", **fv)
+    flags.DEFINE_integer("use_top", 1, "1: the highest threshold that keeps >= num_image images; 0: min_threshold.",
+                         **fv)
+    flags.DEFINE_bool("use_all", False, "Keep every image above min_threshold once (no balancing).", **fv)
+    flags.DEFINE_bool("rebuild_stale", False, "Run again over outputs of an earlier run with other inputs or flags, "
+                      "instead of stopping.", **fv)
+    flags.DEFINE_bool("predict_only", False, "Only predict: write --prediction_dir and --info_dir, no filtering.",
+                      **fv)
+
+
 def define_driver_flags(flag_values=flags.FLAGS) -> None:
     """iterate.py's flags (noisy_student_tf/jobs/iterate.py)."""
     fv = dict(flag_values=flag_values)

@@ -20,6 +20,7 @@ CHARACTERISTIC = {
     "predict": ["--shard_id", "--predict_batch_size"],
     "reassign": ["--reassign_label", "--predict_batch_size"],
     "filter_unlabel": ["--min_threshold", "--only_get_stats"],
+    "pseudo_label_beam": ["--predict_ckpt_path", "--min_threshold", "--prelim_stats_dir", "--predict_only"],
     "iterate": ["--student_model_names", "--iterations"],
     "export": ["--overwrite", "--output", "--model_name"],
     "convert_checkpoint": ["--to_tf1", "--tf1_ckpt"],

@@ -28,11 +28,12 @@ def print_help_and_exit(program: str) -> None:
     sys.exit(0)
 
 
-def run(main, program: str | None = None) -> None:
+def run(main, program: str | None = None, pass_through: bool = False) -> None:
     """absl `app.run(main)`, but arguments that are not flags, a `UserError`, or storage refusing a write (disk
     full, read-only) print one clear line and exit with status 1. With `program` (cli.PROGRAMS' name), `--help`,
     `-h` and `--helpshort` print that program's flags before `main` (whose modules import TensorFlow) is even
-    imported."""
+    imported. With `pass_through`, arguments that are not this program's flags reach `main` in its argv (Beam's
+    pipeline options), for `main` to check."""
     args = sys.argv[1:]
     args = args[:args.index("--")] if "--" in args else args
     if program is not None and any(arg in HELP_ARGS for arg in args):
@@ -40,7 +41,7 @@ def run(main, program: str | None = None) -> None:
 
     def guarded(argv):
         try:
-            if len(argv) > 1:
+            if len(argv) > 1 and not pass_through:
                 raise UserError(f"unexpected arguments {argv[1:]}; flags are written --name=value")
             main(argv)  # what a job returns is for Python callers: absl would print it and exit with 1
         except UserError as e:
@@ -52,4 +53,12 @@ def run(main, program: str | None = None) -> None:
             print(f"error: {write_failure_message(e)}", file=sys.stderr)
             sys.exit(1)
 
-    app.run(guarded)
+    if pass_through:
+        from absl import flags
+
+        def parse_known(argv):
+            return [argv[0]] + flags.FLAGS(argv, known_only=True)[1:]
+
+        app.run(guarded, flags_parser=parse_known)
+    else:
+        app.run(guarded)

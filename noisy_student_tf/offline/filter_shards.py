@@ -96,6 +96,10 @@ class FilterConfig:
         return os.path.join(self.prelim_stats_dir, "total_counts.json")
 
     @property
+    def final_stats_path(self) -> str:
+        return os.path.join(self.output_dir, "stats", "final_stats.json")
+
+    @property
     def threshold_path(self) -> str:
         return os.path.join(self.output_dir, "threshold.json")
 
@@ -220,10 +224,14 @@ def ensure_prelim_stats(cfg: FilterConfig, shard: int, predictions: ShardPredict
     inputs = _shard_inputs(cfg, shard)
     if provenance.is_current(path, inputs, rebuild=cfg.rebuild_stale, hint=STALE_HINT):
         return
-    counts = filtering.histogram(predictions.classes, predictions.top_probs, cfg.num_classes)
-    os.makedirs(cfg.prelim_stats_dir, exist_ok=True)
-    _write_json(path, filtering.histogram_json(counts, all_classes=False))
+    write_prelim_stats(cfg, shard, filtering.histogram(predictions.classes, predictions.top_probs, cfg.num_classes))
     provenance.record(path, inputs)
+
+
+def write_prelim_stats(cfg: FilterConfig, shard: int, counts: np.ndarray) -> None:
+    """prelim_stats_SSSSS_T.json: one shard's [C, 101] confidence histogram (upstream `get_threshold`)."""
+    os.makedirs(cfg.prelim_stats_dir, exist_ok=True)
+    _write_json(cfg.prelim_path(shard, cfg.task), filtering.histogram_json(counts, all_classes=False))
 
 
 def ensure_total_counts(cfg: FilterConfig) -> np.ndarray:
@@ -238,11 +246,17 @@ def ensure_total_counts(cfg: FilterConfig) -> np.ndarray:
     total = np.zeros((cfg.num_classes, len(filtering.GRID)), np.int64)
     for p in paths:
         total += filtering.histogram_from_json(_read_json(p), cfg.num_classes, p)
-    _write_json(os.path.join(cfg.prelim_stats_dir, "total_counts_sum.json"),
-                filtering.histogram_json(filtering.suffix_sums(total), all_classes=True))
-    _write_json(path, filtering.histogram_json(total, all_classes=True))
+    write_total_counts(cfg, total)
     provenance.record(path, inputs)
     return total
+
+
+def write_total_counts(cfg: FilterConfig, total: np.ndarray) -> None:
+    """total_counts.json and total_counts_sum.json: the histogram summed over the shards, and N(prob >= t)."""
+    os.makedirs(cfg.prelim_stats_dir, exist_ok=True)
+    _write_json(os.path.join(cfg.prelim_stats_dir, "total_counts_sum.json"),
+                filtering.histogram_json(filtering.suffix_sums(total), all_classes=True))
+    _write_json(cfg.total_counts_path, filtering.histogram_json(total, all_classes=True))
 
 
 def _threshold_inputs(cfg: FilterConfig) -> dict:
@@ -257,18 +271,29 @@ def ensure_thresholds(cfg: FilterConfig, total_counts: np.ndarray) -> None:
     inputs = _threshold_inputs(cfg)
     if provenance.is_current(path, inputs, rebuild=cfg.rebuild_stale, hint=STALE_HINT):
         return
+    write_thresholds(cfg, plan_thresholds(cfg, total_counts))
+    provenance.record(path, inputs)
+
+
+def plan_thresholds(cfg: FilterConfig, total_counts: np.ndarray) -> list[tuple[float, int]]:
+    """Per class (threshold, images at or above it) from the global histogram (upstream `get_threshold`)."""
     selected = filtering.select_thresholds(total_counts, num_image=cfg.num_image, min_threshold=cfg.min_threshold,
                                            max_prob=cfg.max_prob, use_top=cfg.use_top, use_all=cfg.use_all)
     for name, (threshold, total) in zip(filtering.class_names(cfg.num_classes), selected):
         if not cfg.use_all:
             logging.info("class %s: threshold %.2f keeps %d images (target %d: %s)", name, threshold, total,
                          cfg.num_image, "upsampling" if total < cfg.num_image else "subsampling")
+    return selected
+
+
+def write_thresholds(cfg: FilterConfig, selected: list[tuple[float, int]]) -> None:
+    """threshold.json ({class: [threshold, total]}) and num_image_across_cat.json."""
     os.makedirs(cfg.output_dir, exist_ok=True)
     # The misspelt key is upstream's (`get_threshold`); tools that read the file expect it.
     _write_json(os.path.join(cfg.output_dir, "num_image_across_cat.json"),
                 {"num_image_acorss_cat": filtering.num_image_across_classes(selected, cfg.num_image)})
-    _write_json(path, {name: [t, n] for name, (t, n) in zip(filtering.class_names(cfg.num_classes), selected)})
-    provenance.record(path, inputs)
+    _write_json(cfg.threshold_path,
+                {name: [t, n] for name, (t, n) in zip(filtering.class_names(cfg.num_classes), selected)})
 
 
 def load_thresholds(cfg: FilterConfig) -> list[tuple[float, int]]:
@@ -396,7 +421,7 @@ def write_final_stats(cfg: FilterConfig) -> dict:
     _wait_for(cfg, paths, "per-shard stats files", "Run filter_unlabel with --only_get_stats=0 for those shards "
               "(the master, shard 0, runs last).")
     stats = filtering.final_stats(_read_json(p) for p in paths)
-    _write_json(os.path.join(cfg.output_dir, "stats", "final_stats.json"), stats)
+    _write_json(cfg.final_stats_path, stats)
     logging.info("filtered data: %d records; per class %s", stats["total_cnt"], stats["cat_count"])
     return stats
 
@@ -491,4 +516,4 @@ def run_all_shards(cfg: FilterConfig, num_workers: int | None = None) -> dict:
             for future in futures:
                 future.result()
             run_shard(master, 0, only_get_stats, cache, False)
-    return _read_json(os.path.join(cfg.output_dir, "stats", "final_stats.json"))
+    return _read_json(cfg.final_stats_path)

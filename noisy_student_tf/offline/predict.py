@@ -54,21 +54,22 @@ class Classifier:
 
         self._probabilities = probabilities
 
+    def _preprocess(self, image_bytes):
+        return preprocessing.preprocess_image(image_bytes, is_training=False, image_size=self.cfg.model.image_size,
+                                              small_image_model=self.cfg.model.small_image_model)
+
     def batches(self, path: str, *, total_replicas: int = 1, worker_id: int = 0, with_bytes: bool = False):
         """Yields (probabilities [b, C] float32, image bytes [b] or None) in file order, last batch partial."""
-        cfg = self.cfg
-
         def example(record):
             image_bytes = tf.io.parse_single_example(record, records.IMAGE_FEATURES)["image/encoded"]
-            image = preprocessing.preprocess_image(image_bytes, is_training=False, image_size=cfg.model.image_size,
-                                                   small_image_model=cfg.model.small_image_model)
+            image = self._preprocess(image_bytes)
             return (image, image_bytes) if with_bytes else image
 
         dataset = tf.data.TFRecordDataset(path, buffer_size=shard_io.READ_BUFFER_BYTES)
         if total_replicas > 1:
             dataset = dataset.shard(total_replicas, worker_id)
         dataset = (dataset.map(example, num_parallel_calls=_decode_parallelism(), deterministic=True)
-                   .batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE))
+                   .batch(self.cfg.batch_size).prefetch(tf.data.AUTOTUNE))
         try:
             for batch in dataset:
                 if with_bytes:
@@ -79,6 +80,27 @@ class Classifier:
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
             raise UserError(f"cannot read the images of {path}: {first_line(e)} (records need JPEG bytes under "
                             "'image/encoded')") from None
+
+    def probabilities_of(self, encoded_images, source: str = "the images") -> np.ndarray:
+        """[n, C] float32 probabilities of encoded images (a sequence of JPEG/PNG bytes), in batches of the
+        config's batch size: the batches `batches` forms when `encoded_images` start at a multiple of it."""
+        num_classes = self.cfg.model.num_classes
+        if len(encoded_images) == 0:
+            return np.zeros([0, num_classes], np.float32)
+        dataset = (tf.data.Dataset.from_tensor_slices(tf.constant(list(encoded_images), tf.string))
+                   .map(self._preprocess, num_parallel_calls=_decode_parallelism(), deterministic=True)
+                   .batch(self.cfg.batch_size).prefetch(tf.data.AUTOTUNE))
+        try:
+            return np.concatenate([self._probabilities(batch).numpy() for batch in dataset])
+        except tf.errors.InvalidArgumentError as e:
+            raise UserError(f"cannot decode {source}: {first_line(e)} (records need JPEG bytes under "
+                            "'image/encoded')") from None
+
+
+def prediction_records(probabilities: np.ndarray):
+    """Upstream `run_prediction`'s records of one batch: the probabilities and the arg-max class."""
+    for row, predicted in zip(probabilities, probabilities.argmax(axis=1)):
+        yield records.prediction_example(row, int(predicted))
 
 
 def predict_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str:
@@ -108,14 +130,13 @@ def predict_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str
 
     progress = Progress(f"predict shard {shard}", count)
 
-    def prediction_records():
+    def shard_records():
         for probabilities, _ in classifier.batches(input_path, total_replicas=cfg.total_replicas,
                                                     worker_id=cfg.worker_id):
-            for row, predicted in zip(probabilities, probabilities.argmax(axis=1)):
-                yield records.prediction_example(row, int(predicted))
+            yield from prediction_records(probabilities)
             progress.update(len(probabilities))
 
-    written = records.write_records(output_path, prediction_records())
+    written = records.write_records(output_path, shard_records())
     progress.finish()
     if written != count:  # the file changed while we read it
         os.unlink(output_path)
@@ -123,18 +144,37 @@ def predict_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str
     return "predicted"
 
 
+def reassign_paths(cfg: PredictConfig, shard: int) -> tuple[str, str]:
+    """(filtered input shard, reassigned output shard): the same name in two directories (upstream `utils.py`,
+    `get_reassign_filename`)."""
+    name = records.filtered_name(cfg.worker_id, shard, cfg.num_shards, prefix=cfg.file_prefix)
+    return os.path.join(cfg.input_dir, name), os.path.join(cfg.output_dir, name)
+
+
 def reassign_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str:
     """Upstream `run_prediction` with `--reassign_label`: re-label every record of a filtered shard, same order,
     original image bytes."""
-    name = records.filtered_name(cfg.worker_id, shard, cfg.num_shards, prefix=cfg.file_prefix)
-    input_path = os.path.join(cfg.input_dir, name)
-    output_path = os.path.join(cfg.output_dir, name)
+    input_path, output_path = reassign_paths(cfg, shard)
     if os.path.exists(output_path):
         logging.info("shard %d: already reassigned (%s)", shard, output_path)
         return "skipped"
     shard_io.require_file(input_path, "filtered shard", "check --label_data_dir (the filter's data directory), "
                           "--file_prefix, --worker_id and --num_shards")
     count = shard_io.count_records(input_path)
+    write_reassigned_shard(cfg, shard, classifier.batches(input_path, with_bytes=True), count)
+    return "reassigned"
+
+
+def write_reassigned_shard(cfg: PredictConfig, shard: int, batches, count: int) -> None:
+    """Writes shard `shard` re-labelled, with sample JPEGs.
+
+    Args:
+        cfg: the reassign job.
+        shard: which filtered shard.
+        batches: (probabilities [b, C] float32, image bytes [b]) in the input shard's record order.
+        count: the input shard's records (the output must have as many).
+    """
+    input_path, output_path = reassign_paths(cfg, shard)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, shard]))
     sample_prob = SAMPLE_NUMERATOR / (max(count, 1) * cfg.num_shards)
     encoder = records.PseudoLabelEncoder(cfg.model.num_classes)
@@ -146,7 +186,7 @@ def reassign_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> st
 
     def reassigned_records():
         index = 0
-        for probabilities, image_bytes in classifier.batches(input_path, with_bytes=True):
+        for probabilities, image_bytes in batches:
             probabilities = np.ascontiguousarray(probabilities, "<f4")
             draws = rng.random(len(probabilities))
             for row, image, draw in zip(probabilities, image_bytes, draws):
@@ -163,7 +203,20 @@ def reassign_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> st
     if written != count:
         os.unlink(output_path)
         raise UserError(f"{input_path} changed while it was reassigned ({count} then {written} records)")
-    return "reassigned"
+
+
+def shards_to_reassign(cfg: PredictConfig) -> list[int]:
+    """The requested shards that have a filtered file. filter_unlabel writes no file for a shard where nothing
+    was kept (upstream `filter_image_by_idx`): those are skipped, unless none of the requested shards exists
+    (then the directory or names are wrong)."""
+    present = [s for s in cfg.shards if os.path.exists(reassign_paths(cfg, s)[0])]
+    if not present:
+        name = records.filtered_name(cfg.worker_id, cfg.shards[0], cfg.num_shards, prefix=cfg.file_prefix)
+        raise UserError(f"no filtered shard to reassign in {cfg.input_dir} (e.g. {name}): check "
+                        "--label_data_dir (the filter's data directory), --file_prefix, --worker_id, --num_shards")
+    for shard in sorted(set(cfg.shards) - set(present)):
+        logging.warning("shard %d: no filtered data (the filter kept no image of it); nothing to reassign", shard)
+    return present
 
 
 def run(classifier: Classifier, cfg: PredictConfig) -> dict:
@@ -176,15 +229,6 @@ def run(classifier: Classifier, cfg: PredictConfig) -> dict:
         os.makedirs(cfg.info_dir, exist_ok=True)
     remove_dead_temporaries(cfg.output_dir, cfg.info_dir)
     if reassign:
-        # filter_unlabel writes no file for a shard where nothing was kept (upstream `filter_image_by_idx`): skip those,
-        # unless none of the requested shards exists (then the directory or names are wrong).
-        present = [s for s in shards if os.path.exists(os.path.join(
-            cfg.input_dir, records.filtered_name(cfg.worker_id, s, cfg.num_shards, prefix=cfg.file_prefix)))]
-        if not present:
-            name = records.filtered_name(cfg.worker_id, shards[0], cfg.num_shards, prefix=cfg.file_prefix)
-            raise UserError(f"no filtered shard to reassign in {cfg.input_dir} (e.g. {name}): check "
-                            "--label_data_dir (the filter's data directory), --file_prefix, --worker_id, --num_shards")
-        for shard in sorted(set(shards) - set(present)):
-            logging.warning("shard %d: no filtered data (the filter kept no image of it); nothing to reassign", shard)
+        present = shards_to_reassign(cfg)
         return {shard: reassign_shard(classifier, cfg, shard) if shard in present else "absent" for shard in shards}
     return {shard: predict_shard(classifier, cfg, shard) for shard in shards}

@@ -1,0 +1,461 @@
+"""The offline stage as an Apache Beam pipeline: predict the unlabeled shards with the teacher, then filter and
+balance them (upstream `predict_label.py` + `filter_unlabel.py`), or reassign filtered shards, on any Beam runner.
+
+    (shard, replica) units ─Reshuffle─▶ read each unit's encoded images in chunks
+      ─RunInference(TeacherModelHandler)─▶ probabilities per chunk ─GroupByKey(shard)─▶ a shard's predictions
+      ─▶ its [C, 101] confidence histogram ─CombineGlobally(sum)─▶ the plan: per-class thresholds and copy
+         factors (total_counts.json, threshold.json, num_image_across_cat.json)
+      ─▶ per shard, the plan as a side input: copies drawn with the shard's seeded streams, the input shard read
+         again, its filtered records, samples and stats written ─CombineGlobally─▶ final_stats.json
+
+Image bytes never go through a shuffle (the chunks are fused with the inference that consumes them, and the
+writing pass re-reads the input shard, as upstream does); only the probabilities are grouped, and only the
+histograms are global. The arithmetic is `filtering`'s and the writers are those of `filter_shards` and
+`predict`, so for the same teacher and seed the files equal those of predict.py + filter_unlabel.py
+--all_shards.
+
+Every file is written atomically, so a bundle that a runner retries, or a run that dies, never leaves a partial
+file under a final name; a re-run of a finished run does nothing (its inputs are recorded beside
+final_stats.json), and a re-run of an unfinished one writes the same files again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging as std_logging
+import os
+import re
+import time
+
+import numpy as np
+from absl import logging
+
+from noisy_student_tf.config import PredictConfig
+from noisy_student_tf.data import records
+from noisy_student_tf.errors import CheckpointError, OutputError, UserError
+from noisy_student_tf.offline import filtering, provenance
+from noisy_student_tf.offline.filter_shards import FilterConfig, ShardPredictions, STALE_HINT
+
+# Model batches per pipeline element: enough that Beam's per-element cost is small next to the model's, few
+# enough that an element of large images stays a few tens of MB.
+CHUNK_BATCHES = 8
+METRICS_NAMESPACE, IMAGES_COUNTER = "noisy_student", "images_read"
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+    """The offline stage on a Beam runner (`pseudo_label_beam.py`; `jobs.beam_offline.run`).
+
+    Args:
+        predict: the teacher (`checkpoint`, `model`, `task`, `use_ema`, `precision`), the unlabeled shards
+            (`input_dir`, `file_prefix`, `num_shards`, `total_replicas`) and `batch_size`; where predictions go
+            (`output_dir`, `info_dir`) when `write_predictions`. With `predict.reassign`: the filtered shards to
+            re-label (`input_dir`, `shards`, `worker_id`) and where the re-labelled ones go (`output_dir`).
+        filter: the filter's settings (its `input_dir`, `num_shards`, `file_prefix`, `total_replicas` and
+            `num_classes` must be predict's); None: no filtering (predictions only, or reassign).
+        write_predictions: also write predict.py's `train-info-*` and `info-*.txt` files.
+        pipeline_args: Beam pipeline options, e.g. `("--runner=DirectRunner", "--direct_num_workers=2",
+            "--direct_running_mode=multi_processing")`.
+    """
+
+    predict: PredictConfig
+    filter: FilterConfig | None = None
+    write_predictions: bool = False
+    pipeline_args: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        self.predict.validate()
+        records.check_file_prefix(self.predict.file_prefix)
+        if self.predict.reassign:
+            if self.filter is not None or self.write_predictions:
+                raise UserError("--reassign_label re-labels filtered shards: it neither filters nor writes "
+                                "predictions; run it on its own")
+            return
+        if self.filter is None:
+            if not self.write_predictions:
+                raise UserError("nothing to do: give the filter's directories, or write the predictions "
+                                "(--predict_only with --prediction_dir and --info_dir)")
+            return
+        f, p = self.filter, self.predict
+        # The filter reads no prediction files here: they are written only when asked (write_predictions).
+        dataclasses.replace(f, prediction_dir=f.prediction_dir or "-", info_dir=f.info_dir or "-").validate()
+        if f.debug:
+            raise UserError("--debug=1 reads only replica 0's files of one shard: use filter_unlabel.py for that")
+        for name, ours, theirs in (("input_dir", f.input_dir, p.input_dir), ("num_shards", f.num_shards, p.num_shards),
+                                   ("file_prefix", f.file_prefix, p.file_prefix),
+                                   ("total_replicas", f.total_replicas, p.total_replicas),
+                                   ("num_label_classes", f.num_classes, p.model.num_classes)):
+            if ours != theirs:
+                raise UserError(f"the filter's {name} ({ours!r}) differs from predict's ({theirs!r})")
+
+
+def check_pipeline_args(args) -> None:
+    """Arguments that are neither the program's flags nor Beam pipeline options (Beam would only log and drop
+    them, so a misspelt filter flag would silently go unused) stop the run, naming them."""
+    from apache_beam.options import pipeline_options
+
+    not_flags = [a for a in args if not a.startswith("--")]
+    if not_flags:
+        raise UserError(f"unexpected arguments {not_flags}; flags and pipeline options are written --name=value")
+    parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)
+    pending = list(pipeline_options.PipelineOptions.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(list(args))
+    unknown = [a for a in unknown if a.startswith("--")]
+    if unknown:
+        raise UserError(f"unknown flags {unknown}: neither this program's flags (see --help) nor Beam pipeline "
+                        "options (--runner, --direct_num_workers, ...)")
+
+
+# --- what the pipeline works on ---
+
+def _units(cfg: BeamConfig) -> list[tuple[int, int]]:
+    """(shard, replica) pairs; a reassign unit is a whole filtered shard (replica 0)."""
+    p = cfg.predict
+    if p.reassign:
+        from noisy_student_tf.offline.predict import reassign_paths, shards_to_reassign
+
+        present = shards_to_reassign(p)
+        todo = [s for s in present if not os.path.exists(reassign_paths(p, s)[1])]
+        for shard in sorted(set(present) - set(todo)):
+            logging.info("shard %d: already reassigned (%s)", shard, reassign_paths(p, shard)[1])
+        return [(shard, 0) for shard in todo]
+    units = [(shard, worker) for shard in range(p.num_shards) for worker in range(p.total_replicas)]
+    if cfg.filter is None:  # predictions only: as predict.py, a shard whose file exists is finished
+        units = [u for u in units if not os.path.exists(_prediction_paths(p, *u)[0])]
+    return units
+
+
+def _input_path(p: PredictConfig, shard: int) -> str:
+    if p.reassign:
+        from noisy_student_tf.offline.predict import reassign_paths
+
+        return reassign_paths(p, shard)[0]
+    return os.path.join(p.input_dir, records.shard_name(p.file_prefix, shard, p.num_shards))
+
+
+def _prediction_paths(p: PredictConfig, shard: int, worker: int) -> tuple[str, str]:
+    return (os.path.join(p.output_dir, records.prediction_name(shard, p.num_shards, worker)),
+            os.path.join(p.info_dir, records.info_name(shard, p.num_shards, worker)))
+
+
+def check_inputs(cfg: BeamConfig) -> tuple[BeamConfig, str]:
+    """Everything that can be checked before the pipeline starts, with the per-shard tools' messages: the input
+    shards, the teacher checkpoint and its class count.
+
+    Returns:
+        (the config with the checkpoint resolved to one prefix, so that every worker loads the same weights even
+        if a newer checkpoint appears meanwhile; a description of what was read).
+    """
+    from noisy_student_tf.jobs.restore import restore_model
+    from noisy_student_tf.offline import shard_io
+    from noisy_student_tf.offline.predict import Classifier
+    from noisy_student_tf.models import tf1_checkpoint
+
+    p = cfg.predict
+    if not p.checkpoint:
+        raise UserError("--predict_ckpt_path is required: the checkpoint (model_dir, prefix or original TF1 "
+                        "checkpoint) whose predictions become the pseudo labels")
+    if not p.reassign:
+        for shard in range(p.num_shards):
+            shard_io.require_file(_input_path(p, shard), "input shard",
+                                  "check --label_data_dir, --file_prefix and --num_shards")
+    model, description = restore_model(p.model, p.checkpoint, use_ema=p.use_ema, what="predict_ckpt_path")
+    Classifier(model, p)  # the class count
+    prefix = tf1_checkpoint.resolve_checkpoint_path(p.checkpoint)
+    return dataclasses.replace(cfg, predict=dataclasses.replace(p, checkpoint=prefix)), description
+
+
+def run_inputs(cfg: BeamConfig) -> dict:
+    """What a finished run was computed from (recorded beside final_stats.json): a re-run with the same inputs
+    does nothing."""
+    p, f = cfg.predict, cfg.filter
+    stamps = {os.path.basename(path): provenance.file_stamp(path)
+              for path in [_input_path(p, s) for s in range(p.num_shards)] + [p.checkpoint + ".index"]}
+    return {"checkpoint": p.checkpoint, "model": repr(p.model), "use_ema": p.use_ema, "precision": p.precision,
+            "filter": repr(dataclasses.replace(f, shard_id=0, only_get_stats=False, all_shards=False,
+                                               num_workers=None, poll_seconds=0.0, wait_timeout=0.0,
+                                               rebuild_stale=False)),
+            "predictions": [p.output_dir, p.info_dir] if cfg.write_predictions else None, **stamps}
+
+
+def _forget_inputs(path: str) -> None:
+    """The per-shard tools note each derived file's inputs in `<file>.inputs`; a file this pipeline rewrites
+    must not keep a note about other inputs."""
+    if os.path.exists(path + provenance.SUFFIX):
+        os.unlink(path + provenance.SUFFIX)
+
+
+# --- the transforms' functions (module level, so that workers import them rather than unpickle code) ---
+
+def read_chunks(unit: tuple[int, int], p: PredictConfig):
+    """Yields ((shard, replica, first record), encoded images) in record order, in chunks of a multiple of the
+    batch size (so the model sees predict.py's batches); at least one chunk, empty for a unit with no records."""
+    from noisy_student_tf.offline import shard_io
+
+    from apache_beam.metrics import Metrics
+
+    images = Metrics.counter(METRICS_NAMESPACE, IMAGES_COUNTER)
+    shard, worker = unit
+    chunk = p.batch_size * CHUNK_BATCHES
+    path = _input_path(p, shard)
+    replicas = 1 if p.reassign else p.total_replicas
+    pending, start = [], 0
+    for batch in shard_io.record_batches(path, records.IMAGE_FEATURES, total_replicas=replicas, worker_id=worker):
+        pending.extend(batch["image/encoded"])
+        while len(pending) >= chunk:
+            images.inc(chunk)
+            yield (shard, worker, start), np.asarray(pending[:chunk], dtype=object)
+            pending, start = pending[chunk:], start + chunk
+    if pending or start == 0:
+        images.inc(len(pending))
+        yield (shard, worker, start), np.asarray(pending, dtype=object)
+
+
+def drop_images(keyed_result, per_replica: bool):
+    """((shard, replica, start), PredictionResult) -> ((shard, task), (replica, start, probabilities)): the image
+    bytes stay behind, only probabilities are grouped. A task is what one filter_unlabel job reads: every
+    replica of the shard (-1), or with `per_replica` (filter_unlabel's --task=N) each replica on its own."""
+    (shard, worker, start), result = keyed_result
+    return (shard, worker if per_replica else -1), (worker, start, np.asarray(result.inference, np.float32))
+
+
+def assemble(shard_parts, num_classes: int):
+    """((shard, task), [(replica, start, probabilities)]) -> ((shard, task), ShardPredictions) in replica, then
+    record order."""
+    key, parts = shard_parts
+    parts = sorted(parts, key=lambda part: (part[0], part[1]))
+    workers = sorted({worker for worker, _, _ in parts})
+    counts = [sum(len(probs) for w, _, probs in parts if w == worker) for worker in workers]
+    probabilities = (np.concatenate([probs for _, _, probs in parts]) if parts
+                     else np.zeros([0, num_classes], np.float32))
+    return key, ShardPredictions(workers, counts, probabilities.argmax(axis=1).astype(np.int64), probabilities)
+
+
+def _task_config(f: FilterConfig, task: int) -> FilterConfig:
+    """The filter_unlabel job that handles `task`'s files (upstream ran one job per shard and task)."""
+    return f if task == f.task else dataclasses.replace(f, task=task)
+
+
+def _source_name(p: PredictConfig, shard: int, worker: int, write_predictions: bool) -> str:
+    if write_predictions:
+        return _prediction_paths(p, shard, worker)[0]
+    return f"{_input_path(p, shard)} (the teacher's predictions of replica {worker})"
+
+
+def shard_histogram(keyed, p: PredictConfig, f: FilterConfig, write_predictions: bool) -> np.ndarray:
+    """A shard's [C, 101] histogram; zeros for shards the totals leave out (--only_use_num_shards). NaN or
+    infinite probabilities stop the run here, before anything is written."""
+    (shard, task), predictions = keyed
+    bad = np.nonzero(~np.isfinite(predictions.probabilities).all(axis=1))[0]
+    if len(bad):
+        offsets = np.cumsum([0] + predictions.counts)
+        worker_index = int(np.searchsorted(offsets, bad[0], side="right") - 1)
+        name = _source_name(p, shard, predictions.workers[worker_index], write_predictions)
+        raise UserError(f"{name}: record {int(bad[0] - offsets[worker_index])} has NaN or infinite probabilities")
+    if (shard, task) not in f.aggregated():
+        return np.zeros((f.num_classes, len(filtering.GRID)), np.int64)
+    return filtering.histogram(predictions.classes, predictions.top_probs, f.num_classes)
+
+
+def sum_histograms(histograms) -> np.ndarray:
+    total = None
+    for h in histograms:
+        total = h.copy() if total is None else total + h
+    return total
+
+
+def make_plan(total: np.ndarray | None, f: FilterConfig):
+    """The global step: total_counts.json, threshold.json, num_image_across_cat.json; returns the thresholds."""
+    from noisy_student_tf.offline import filter_shards
+
+    if total is None:
+        total = np.zeros((f.num_classes, len(filtering.GRID)), np.int64)
+    for path in (f.total_counts_path, f.threshold_path):
+        _forget_inputs(path)
+    filter_shards.write_total_counts(f, total)
+    selected = filter_shards.plan_thresholds(f, total)
+    filter_shards.write_thresholds(f, selected)
+    return selected
+
+
+def write_predictions(keyed, p: PredictConfig) -> None:
+    """predict.py's files of one shard: train-info-SSSSS-of-NNNNN-WWWWW and info-SSSSS-of-NNNNN-WWWWW.txt."""
+    from noisy_student_tf.offline import predict, shard_io
+
+    (shard, _), predictions = keyed
+    offset = 0
+    for worker, count in zip(predictions.workers, predictions.counts):
+        output, info = _prediction_paths(p, shard, worker)
+        shard_io.write_info(info, count)  # first, as predict.py: a prediction file never lacks its count
+        records.write_records(output, predict.prediction_records(predictions.probabilities[offset:offset + count]))
+        offset += count
+
+
+def filter_shard(keyed, selected, p: PredictConfig, f: FilterConfig, with_predictions: bool):
+    """One shard's second phase (upstream `filter_image_by_idx`), with its prelim stats (and predictions);
+    returns ((shard, task), its per-class record counts)."""
+    from noisy_student_tf.offline import filter_shards
+
+    (shard, task), predictions = keyed
+    f = _task_config(f, task)
+    if with_predictions:
+        write_predictions(keyed, p)
+    for path in (f.prelim_path(shard, f.task), f.stats_path(shard, f.task)):
+        _forget_inputs(path)
+    filter_shards.write_prelim_stats(f, shard, filtering.histogram(predictions.classes, predictions.top_probs,
+                                                                   f.num_classes))
+    counts = filter_shards.write_filtered_shard(f, shard, predictions, selected)
+    filter_shards._write_json(f.stats_path(shard, f.task), counts)
+    return (shard, task), counts
+
+
+def write_final_stats(per_shard_counts, f: FilterConfig, inputs: dict) -> dict:
+    """final_stats.json (upstream `read_stats`: the shards the totals use), then the run's record: the run is
+    finished."""
+    from noisy_student_tf.offline import filter_shards
+
+    counts = dict(per_shard_counts)
+    stats = filtering.final_stats(counts[key] for key in f.aggregated())
+    filter_shards._write_json(f.final_stats_path, stats)
+    provenance.record(f.final_stats_path, inputs)
+    return stats
+
+
+def reassign_shard(keyed, p: PredictConfig) -> int:
+    """Writes one re-labelled filtered shard (upstream `run_prediction` with `--reassign_label`)."""
+    from noisy_student_tf.offline import predict, shard_io
+
+    (shard, _), predictions = keyed
+    input_path = _input_path(p, shard)
+
+    def batches():
+        start = 0
+        for batch in shard_io.record_batches(input_path, records.IMAGE_FEATURES):
+            images = batch["image/encoded"]
+            yield predictions.probabilities[start:start + len(images)], images
+            start += len(images)
+
+    predict.write_reassigned_shard(p, shard, batches(), len(predictions.probabilities))
+    return len(predictions.probabilities)
+
+
+# --- the pipeline ---
+
+def build(pipeline, cfg: BeamConfig, units: list[tuple[int, int]], inputs: dict | None = None):
+    """Adds the stage to `pipeline`; returns the PCollection of its result (final stats, or images written)."""
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+    from noisy_student_tf.offline.beam_inference import TeacherModelHandler
+
+    p, f = cfg.predict, cfg.filter
+    predictions = (
+        pipeline
+        | "Units" >> beam.Create(units)
+        | "SpreadUnits" >> beam.Reshuffle()  # one unit per worker, rather than all of them where Create ran
+        | "ReadChunks" >> beam.FlatMap(read_chunks, p)
+        | "Predict" >> RunInference(KeyedModelHandler(TeacherModelHandler(p)))
+        | "DropImages" >> beam.Map(drop_images, f is not None and f.task != -1)
+        | "GroupByShardAndTask" >> beam.GroupByKey()
+        | "Assemble" >> beam.Map(assemble, p.model.num_classes))
+    if p.reassign:
+        return predictions | "Reassign" >> beam.Map(reassign_shard, p)
+    if f is None:
+        return predictions | "WritePredictions" >> beam.Map(write_predictions, p)
+    plan = (predictions
+            | "Histogram" >> beam.Map(shard_histogram, p, f, cfg.write_predictions)
+            | "SumHistograms" >> beam.CombineGlobally(sum_histograms)
+            | "Plan" >> beam.Map(make_plan, f))
+    return (predictions
+            | "FilterShards" >> beam.Map(filter_shard, beam.pvalue.AsSingleton(plan), p, f, cfg.write_predictions)
+            | "CollectCounts" >> beam.combiners.ToList()
+            | "FinalStats" >> beam.Map(write_final_stats, f, inputs))
+
+
+_ERROR_NAMES = "|".join(cls.__name__ for cls in (UserError, CheckpointError, OutputError, provenance.StaleOutput))
+_WORKER_ERROR = re.compile(rf"(?:{_ERROR_NAMES}): (.+?)(?: \[while running '[^']*'\])?$", re.MULTILINE)
+
+
+def _user_error_in(error: BaseException) -> str | None:
+    """A worker's UserError reaches the launching process as a runner error holding the worker's traceback:
+    its message, if one is in there."""
+    found = _WORKER_ERROR.findall(str(error))
+    return found[-1] if found else None
+
+
+def run(cfg: BeamConfig) -> dict:
+    """Runs the stage on the runner `cfg.pipeline_args` choose (DirectRunner by default).
+
+    Returns:
+        The final stats of the filtered data (final_stats.json's content); with no filter,
+        {"shards": shards predicted} or {"images": images reassigned}.
+    """
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from noisy_student_tf.io_utils import remove_dead_temporaries
+
+    cfg.validate()
+    quiet = std_logging.getLogger("apache_beam")
+    if quiet.level == std_logging.NOTSET:  # Beam logs every worker's start and stop at INFO
+        quiet.setLevel(std_logging.WARNING)
+    f = cfg.filter
+    cfg, description = check_inputs(cfg)
+    p = cfg.predict
+    logging.info("Beam: %s with %s", "reassigning" if p.reassign else "predicting", description)
+    inputs = None
+    if f is not None:
+        inputs = run_inputs(cfg)
+        done = f.final_stats_path
+        if os.path.exists(done + provenance.SUFFIX) and provenance.is_current(done, inputs, rebuild=f.rebuild_stale,
+                                                                             hint=STALE_HINT):
+            logging.info("already filtered with these inputs (%s)", done)
+            with open(done, encoding="utf-8") as fh:
+                return json.load(fh)
+        remove_dead_temporaries(f.prelim_stats_dir, f.output_dir)
+    directories = [d for d in (p.output_dir, p.info_dir if cfg.write_predictions else "") if d]
+    for directory in directories:
+        os.makedirs(directory, exist_ok=True)
+    remove_dead_temporaries(*directories)
+    units = _units(cfg)
+    if not units:
+        return {"shards": 0}
+    start = time.monotonic()
+    try:
+        pipeline = beam.Pipeline(options=PipelineOptions(list(cfg.pipeline_args)))
+        build(pipeline, cfg, units, inputs)
+        result = pipeline.run()
+        result.wait_until_finish()
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a worker's input error is the user's to fix; the rest propagate
+        message = _user_error_in(e)
+        if message is None:
+            raise
+        raise UserError(message) from None
+    elapsed = time.monotonic() - start
+    images = _images_predicted(result)
+    logging.info("Beam pipeline finished in %.1f s: %s images predicted (%s images/s)", elapsed,
+                 images if images is not None else "?", f"{images / elapsed:.0f}" if images else "?")
+    if f is not None:
+        with open(f.final_stats_path, encoding="utf-8") as fh:
+            stats = json.load(fh)
+        logging.info("filtered data: %d records; per class %s", stats["total_cnt"], stats["cat_count"])
+        return stats
+    return {"shards": len({shard for shard, _ in units})}
+
+
+def _images_predicted(result) -> int | None:
+    """The images counter summed over workers, where the runner reports metrics."""
+    try:
+        from apache_beam.metrics.metric import MetricsFilter
+
+        counters = result.metrics().query(MetricsFilter().with_name(IMAGES_COUNTER))["counters"]
+        return int(sum(c.committed or 0 for c in counters)) if counters else None
+    except Exception:  # noqa: BLE001 - metrics are a courtesy some runners do not offer
+        return None
