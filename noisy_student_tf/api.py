@@ -19,7 +19,8 @@ def run_noisy_student(config: str | DriverConfig = "digits", **changes) -> dict:
 
     Args:
         config: a recipe name (`recipes.RECIPES`: "digits", "svhn", "imagenet") or a `DriverConfig`.
-        **changes: `DriverConfig` fields to replace, e.g. `output_dir`, `label_data_dir`, `seed`, `iterations`.
+        **changes: `DriverConfig` fields to replace, e.g. `output_dir`, `label_data_dir`, `seed`, `iterations`,
+            `offline_engine="beam"` (pseudo-label through the Apache Beam pipeline) with `beam_options`.
 
     Returns:
         The summary (also `<output_dir>/summary.json`): dev and test top-1 of the teacher and of each student.

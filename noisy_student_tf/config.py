@@ -430,6 +430,10 @@ class DriverConfig:
         loop: checkpoint and summary options (the periods are set per stage from its steps).
         runtime: strategy and precision.
         eval_batch_size, predict_batch_size: batch sizes of the eval and predict stages.
+        offline_engine: "tools" (predict and filter_unlabel in this process) or "beam" (the Apache Beam pipeline of
+            pseudo_label_beam.py, one stage per iteration; the same files).
+        beam_options: Beam pipeline options for "beam", e.g. ("--direct_num_workers=2",
+            "--direct_running_mode=multi_processing"); none: DirectRunner in this process.
         settings: the run's record in pipeline_flags.json; a re-run into the same output_dir with other
             settings is refused. None records this config's fields.
     """
@@ -463,6 +467,8 @@ class DriverConfig:
     runtime: RuntimeConfig = RuntimeConfig(deterministic=True)
     eval_batch_size: int = 100
     predict_batch_size: int = 64
+    offline_engine: str = "tools"
+    beam_options: tuple[str, ...] = ()
     settings: dict | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def students(self) -> list[str]:

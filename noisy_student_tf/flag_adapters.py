@@ -326,7 +326,7 @@ def driver_config(F) -> DriverConfig:
         value = F[name].value
         if name in ("train_flags", "recipe"):
             continue
-        if name == "student_model_names":
+        if name in ("student_model_names", "beam_options"):
             value = tuple(value)
         part, field = _DRIVER_NESTED.get(name, (None, name))
         cfg = _replace_in(cfg, part, field, value)

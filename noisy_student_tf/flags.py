@@ -263,6 +263,11 @@ def define_driver_flags(flag_values=flags.FLAGS) -> None:
                   "budgets, not the paper's recipe.", **fv)
     flags.DEFINE_integer("seed", 0, "Seed of every stage (training, filtering).", **fv)
     flags.DEFINE_bool("deterministic", True, "Deterministic ops, so a resumed run ends as an uninterrupted one.", **fv)
+    flags.DEFINE_enum("offline_engine", "tools", ["tools", "beam"], "How each iteration pseudo-labels: tools (predict "
+                      "and filter_unlabel in this process) or beam (pseudo_label_beam.py's Apache Beam pipeline; same "
+                      "files).", **fv)
+    flags.DEFINE_list("beam_options", [], "Beam pipeline options with --offline_engine=beam, e.g. "
+                      "--beam_options=--direct_num_workers=2,--direct_running_mode=multi_processing.", **fv)
     # Additions.
     flags.DEFINE_enum("recipe", None, ["digits", "svhn", "imagenet"], "Start from a named recipe "
                   "(noisy_student_tf/recipes.py) instead of these defaults; the flags given still win.", **fv)

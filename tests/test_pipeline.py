@@ -3,6 +3,7 @@ the iterative driver killed mid-stage: the re-run resumes and ends with the unin
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,33 @@ def test_other_settings_in_the_same_output_dir_are_refused(main_job):
         iterate.run(driver_config(changed))
     with pytest.raises(UserError, match="lists 2 models for 1 iterations"):
         iterate.Driver(driver_config(args + ["--student_model_names=efficientnet-b0,efficientnet-b1"]))
+
+
+def test_the_beam_engine_writes_the_iteration_files_of_predict_and_filter(main_job, tmp_path):
+    """--offline_engine=beam: iteration 1's pseudo-labelling as one Beam pipeline (2 worker processes), from the
+    main job's teacher; every file equals what the main job's predict and filter stages wrote."""
+    root, _ = main_job
+    args = [f"--label_data_dir={root}/data", f"--unlabel_data_dir={root}/data/unlabeled", f"--output_dir={tmp_path}",
+            "--iterations=1", "--teacher_train_steps=6", "--student_train_steps=6", "--unlabel_ratio=2",
+            "--min_threshold=0.0", "--teacher_train_batch_size=16", "--train_batch_size=16",
+            "--train_flags=--width_coefficient=0.25,--depth_coefficient=0.25", "--offline_engine=beam",
+            "--beam_options=--direct_num_workers=2,--direct_running_mode=multi_processing"]
+    driver = iterate.Driver(driver_config(args))
+    assert [s.name for s in driver.stages()][2:] == ["iter_1_pseudo_label", "iter_1_student_train",
+                                                     "iter_1_student_eval"]
+    shutil.copytree(root / "out" / "teacher", tmp_path / "teacher")
+    result = next(s for s in driver.stages() if s.name == "iter_1_pseudo_label").run()
+
+    def files(directory):
+        return {os.path.relpath(os.path.join(p, n), directory): open(os.path.join(p, n), "rb").read()
+                for p, _, names in os.walk(directory) for n in names if not n.endswith(".inputs")}
+
+    for part in ("predict_label", "info", "prelim_stats", "filter_data"):
+        expected, written = files(root / "out" / "iter_1" / part), files(tmp_path / "iter_1" / part)
+        assert expected and sorted(written) == sorted(expected), part
+        assert [n for n in expected if expected[n] != written[n]] == [], part
+    with open(root / "out" / "iter_1" / "filter_data" / "stats" / "final_stats.json") as f:
+        assert result["records"] == json.load(f)["total_cnt"] > 0
 
 
 def test_unlabeled_shards_are_counted_and_gaps_named(tmp_path):

@@ -94,6 +94,12 @@ class Driver:
 
         check_file_prefix(cfg.unlabel_file_prefix, "--unlabel_file_prefix")
         self.num_shards = unlabeled_shards(cfg.unlabel_data_dir, cfg.unlabel_file_prefix)
+        if cfg.offline_engine not in ("tools", "beam"):
+            raise UserError(f"--offline_engine must be tools or beam, got {cfg.offline_engine!r}")
+        if cfg.offline_engine == "beam":
+            from noisy_student_tf.offline.beam_pipeline import check_pipeline_args
+
+            check_pipeline_args(cfg.beam_options)
 
     # --- each stage's config, composed from the driver's ---
     def _model(self, model_name: str):
@@ -172,10 +178,29 @@ class Driver:
 
         cfg = self.cfg
         num_image = cfg.num_image or max(1, _predicted_images(f"{iter_dir}/info") // self.num_classes)
-        stats = filter_unlabel.run(self.filter_config(iter_dir, num_image))
+        return self._check_kept(filter_unlabel.run(self.filter_config(iter_dir, num_image)), num_image)
+
+    def _pseudo_label_with_beam(self, predict_cfg: PredictConfig, iter_dir: str) -> dict:
+        """predict + filter in one Apache Beam pipeline (pseudo_label_beam.py): the files of the two stages."""
+        from noisy_student_tf.data import records as records_lib
+        from noisy_student_tf.offline import beam_pipeline, shard_io
+
+        cfg = self.cfg
+        num_image = cfg.num_image
+        if not num_image:  # unlabeled images / classes, counted before the pipeline (the tools read info files)
+            images = sum(shard_io.count_records(os.path.join(predict_cfg.input_dir, records_lib.shard_name(
+                predict_cfg.file_prefix, shard, predict_cfg.num_shards))) for shard in predict_cfg.shards)
+            num_image = max(1, images // self.num_classes)
+        stats = beam_pipeline.run(beam_pipeline.BeamConfig(
+            predict=predict_cfg, filter=self.filter_config(iter_dir, num_image), write_predictions=True,
+            pipeline_args=tuple(cfg.beam_options)))
+        return self._check_kept(stats, num_image)
+
+    def _check_kept(self, stats: dict, num_image: int) -> dict:
         if not stats["total_cnt"]:
-            raise UserError(f"the filter kept no image: no prediction reached --min_threshold={cfg.min_threshold}. "
-                            "Train the teacher longer (--teacher_train_steps) or lower --min_threshold")
+            raise UserError(f"the filter kept no image: no prediction reached --min_threshold="
+                            f"{self.cfg.min_threshold}. Train the teacher longer (--teacher_train_steps) or lower "
+                            "--min_threshold")
         return {"num_image": num_image, "records": stats["total_cnt"]}
 
     def stages(self) -> list[Stage]:
@@ -200,11 +225,19 @@ class Driver:
                 student_dir, name, steps=cfg.student_train_steps, seed=cfg.seed * 100 + k,
                 batch_size=cfg.train_batch_size, unlabel_data_dir=f"{iter_dir}/filter_data/data",
                 init_model_path=previous_dir if cfg.init_student_from_teacher else None)
+            predict_cfg = self.predict_config(previous_dir, previous_name, iter_dir)
+            if cfg.offline_engine == "beam":
+                stages.append(Stage(f"iter_{k}_pseudo_label", f"iteration {k}: pseudo-label the unlabeled data with "
+                                    f"{previous_dir}, filter and balance (Apache Beam)",
+                                    lambda c=predict_cfg, i=iter_dir: self._pseudo_label_with_beam(c, i)))
+            else:
+                stages += [
+                    Stage(f"iter_{k}_predict", f"iteration {k}: pseudo-label the unlabeled data with {previous_dir}",
+                          lambda c=predict_cfg: self._predict(c)),
+                    Stage(f"iter_{k}_filter", f"iteration {k}: filter by confidence and balance the classes",
+                          lambda i=iter_dir: self._filter(i)),
+                ]
             stages += [
-                Stage(f"iter_{k}_predict", f"iteration {k}: pseudo-label the unlabeled data with {previous_dir}",
-                      lambda c=self.predict_config(previous_dir, previous_name, iter_dir): self._predict(c)),
-                Stage(f"iter_{k}_filter", f"iteration {k}: filter by confidence and balance the classes",
-                      lambda i=iter_dir: self._filter(i)),
                 Stage(f"iter_{k}_student_train", f"iteration {k}: train the noised student ({name})",
                       lambda c=student: self._train(c)),
                 Stage(f"iter_{k}_student_eval", f"iteration {k}: evaluate the student",
