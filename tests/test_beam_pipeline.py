@@ -266,6 +266,71 @@ def test_the_command_killed_while_writing_leaves_no_partial_file_and_a_rerun_giv
     assert not no_temporaries(out)
 
 
+def descendants(pid):
+    """Processes below `pid` (Linux /proc): Beam starts its workers through a shell."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def beam_workers(pid):
+    workers = []
+    for child in descendants(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(b"sdk_worker_main" in part for part in argv) and not argv[0].endswith(b"sh"):  # the worker, not a shell around it
+            workers.append(child)
+    return workers
+
+
+def test_a_killed_worker_process_stops_the_run_with_an_error_and_a_rerun_gives_the_same_files(
+        data, reference, tmp_path):
+    """DirectRunner with 2 worker processes: one is SIGKILLed mid-run. Beam itself would wait forever; the
+    command stops with a clear error, leaves no partial file under a final name, and the same command run
+    again finishes with the per-shard tools' files."""
+    expected_dir, _ = reference
+    expected = files(expected_dir)
+    out = tmp_path / "beam"
+    args = cli_args(data, out)[:-1] + list(MULTI_PROCESS)
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline, seen = time.monotonic() + 300, None
+    while time.monotonic() < deadline and process.poll() is None:
+        workers = beam_workers(process.pid)
+        if len(workers) >= 2:
+            seen = seen or time.monotonic()
+            if time.monotonic() - seen > 4:  # both have imported TensorFlow and are working
+                os.kill(workers[-1], signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before a worker could be killed"
+    _, stderr = process.communicate(timeout=120)  # stops instead of hanging
+    assert process.returncode == 1, stderr[-3000:]
+    assert re.search(r"error: a Beam worker process died \(Worker subprocess exited with return code (-9|137)\)\. "
+                     "The files written so far are complete; run the same command again to finish", stderr), \
+        stderr[-3000:]
+    left = files(out)
+    assert all(left[name] == expected[name] for name in left if ".tmp-" not in name and name in expected)
+    assert "filter_data/stats/final_stats.json" not in left
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_files(expected_dir, out)
+    assert not no_temporaries(out)
+
+
 def test_unknown_flags_and_arguments_are_refused(data, tmp_path):
     result = subprocess.run(cli_args(data, tmp_path) + ["--min_treshold=0.5"], capture_output=True, text=True,
                             timeout=300)

@@ -26,6 +26,8 @@ import json
 import logging as std_logging
 import os
 import re
+import signal
+import threading
 import time
 
 import numpy as np
@@ -388,6 +390,33 @@ def _user_error_in(error: BaseException) -> str | None:
     return found[-1] if found else None
 
 
+class _WorkerDeathWatch:
+    """Beam 2.77's DirectRunner in multi_processing mode waits forever once a worker process dies (the thread
+    that started it raises "Worker subprocess exited with return code N" and nobody listens). While the pipeline
+    runs, this notices that and interrupts the main thread, so the run stops with an error instead of hanging."""
+
+    def __init__(self):
+        self.message = None
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # only the main thread can be interrupted
+            self._previous = threading.excepthook
+            threading.excepthook = self._hook
+        return self
+
+    def _hook(self, args):
+        if (self.message is None and isinstance(args.exc_value, RuntimeError)
+                and "Worker subprocess exited" in str(args.exc_value)):
+            self.message = str(args.exc_value)
+            os.kill(os.getpid(), signal.SIGINT)
+        self._previous(args)
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            threading.excepthook = self._previous
+
+
 def run(cfg: BeamConfig) -> dict:
     """Runs the stage on the runner `cfg.pipeline_args` choose (DirectRunner by default).
 
@@ -426,18 +455,24 @@ def run(cfg: BeamConfig) -> dict:
     if not units:
         return {"shards": 0}
     start = time.monotonic()
-    try:
-        pipeline = beam.Pipeline(options=PipelineOptions(list(cfg.pipeline_args)))
-        build(pipeline, cfg, units, inputs)
-        result = pipeline.run()
-        result.wait_until_finish()
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a worker's input error is the user's to fix; the rest propagate
-        message = _user_error_in(e)
-        if message is None:
+    with _WorkerDeathWatch() as death:
+        try:
+            pipeline = beam.Pipeline(options=PipelineOptions(list(cfg.pipeline_args)))
+            build(pipeline, cfg, units, inputs)
+            result = pipeline.run()
+            result.wait_until_finish()
+        except UserError:
             raise
-        raise UserError(message) from None
+        except KeyboardInterrupt:
+            if death.message is None:
+                raise
+            raise UserError(f"a Beam worker process died ({death.message}). The files written so far are "
+                            "complete; run the same command again to finish") from None
+        except Exception as e:  # noqa: BLE001 - a worker's input error is the user's to fix; the rest propagate
+            message = _user_error_in(e)
+            if message is None:
+                raise
+            raise UserError(message) from None
     elapsed = time.monotonic() - start
     images = _images_predicted(result)
     logging.info("Beam pipeline finished in %.1f s: %s images predicted (%s images/s)", elapsed,
