@@ -1,7 +1,8 @@
 """The training loop: steps in chunks up to the next periodic block, then the blocks themselves (upstream
 TPUEstimator's cadence): summaries every `iterations_per_loop` steps, a progress line every
 `log_step_count_steps`, a checkpoint every max(save_checkpoints_steps, iterations_per_loop), and a divergence
-check after every chunk."""
+check after every chunk. Each chunk is one call: its steps run inside one traced loop
+(`NoisyStudentStep.train_steps`), as TPUEstimator ran `iterations_per_loop` steps per host call."""
 
 from __future__ import annotations
 

@@ -95,24 +95,41 @@ class NoisyStudentStep:
         return metrics
 
     def traced(self):
-        """The step over a distributed iterator, traced once: returns the replica-mean metrics."""
+        """`steps(iterator, num_steps)`: `num_steps` steps over a distributed iterator inside one traced function
+        (a `tf.range` loop around `strategy.run`, as TPUEstimator ran `iterations_per_loop` steps per host call
+        and Keras runs `steps_per_execution`); returns the last step's replica-mean metrics. Traced once, for
+        every loop length."""
         if self._traced is None:
             replica_step = self.replica_step
             if self.cfg.runtime.jit_compile:
                 replica_step = tf.function(replica_step, jit_compile=True)
 
-            @tf.function
-            def step(iterator):
+            def one_step(iterator):
                 metrics = self.strategy.run(replica_step, args=(next(iterator),))
                 return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                         for k, v in metrics.items()}
 
-            self._traced = step
+            @tf.function
+            def steps(iterator, num_steps):
+                # Every step, the first included, runs in the loop's body, so that a step is the same graph
+                # whatever the loop length (bit-equal results). The metrics' structure is known only once the
+                # body is traced: the loop carries an Optional whose spec is filled in then, as Keras's
+                # `steps_per_execution` loop does.
+                empty = tf.experimental.Optional.empty(None)
+
+                def body(i, _):
+                    metrics = tf.experimental.Optional.from_value(one_step(iterator))
+                    empty._element_spec = metrics.element_spec
+                    return i + 1, metrics
+
+                _, last = tf.while_loop(lambda i, _: i < num_steps, body, [tf.constant(0, tf.int64), empty])
+                last._element_spec = empty.element_spec
+                return last.get_value()
+
+            self._traced = steps
         return self._traced
 
     def train_steps(self, iterator, num_steps: int) -> dict:
-        """Runs `num_steps` steps from a distributed iterator; returns the last step's metrics."""
-        step = self.traced()
-        for _ in range(num_steps):
-            metrics = step(iterator)
+        """Runs `num_steps` steps from a distributed iterator in one call; returns the last step's metrics."""
+        metrics = self.traced()(iterator, tf.constant(num_steps, tf.int64))
         return {k: float(v) for k, v in metrics.items()}
