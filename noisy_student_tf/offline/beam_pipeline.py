@@ -36,7 +36,7 @@ from absl import logging
 from noisy_student_tf.config import PredictConfig
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import CheckpointError, OutputError, UserError
-from noisy_student_tf.offline import filtering, provenance
+from noisy_student_tf.offline import filter_shards, filtering, predict, provenance, shard_io
 from noisy_student_tf.offline.filter_shards import FilterConfig, ShardPredictions, STALE_HINT
 
 # Model batches per pipeline element: enough that Beam's per-element cost is small next to the model's, few
@@ -119,12 +119,10 @@ def _units(cfg: BeamConfig) -> list[tuple[int, int]]:
     """(shard, replica) pairs; a reassign unit is a whole filtered shard (replica 0)."""
     p = cfg.predict
     if p.reassign:
-        from noisy_student_tf.offline.predict import reassign_paths, shards_to_reassign
-
-        present = shards_to_reassign(p)
-        todo = [s for s in present if not os.path.exists(reassign_paths(p, s)[1])]
+        present = predict.shards_to_reassign(p)
+        todo = [s for s in present if not os.path.exists(predict.reassign_paths(p, s)[1])]
         for shard in sorted(set(present) - set(todo)):
-            logging.info("shard %d: already reassigned (%s)", shard, reassign_paths(p, shard)[1])
+            logging.info("shard %d: already reassigned (%s)", shard, predict.reassign_paths(p, shard)[1])
         return [(shard, 0) for shard in todo]
     units = [(shard, worker) for shard in range(p.num_shards) for worker in range(p.total_replicas)]
     if cfg.filter is None:  # predictions only: as predict.py, a shard whose file exists is finished
@@ -134,9 +132,7 @@ def _units(cfg: BeamConfig) -> list[tuple[int, int]]:
 
 def _input_path(p: PredictConfig, shard: int) -> str:
     if p.reassign:
-        from noisy_student_tf.offline.predict import reassign_paths
-
-        return reassign_paths(p, shard)[0]
+        return predict.reassign_paths(p, shard)[0]
     return os.path.join(p.input_dir, records.shard_name(p.file_prefix, shard, p.num_shards))
 
 
@@ -154,8 +150,6 @@ def check_inputs(cfg: BeamConfig) -> tuple[BeamConfig, str]:
         if a newer checkpoint appears meanwhile; a description of what was read).
     """
     from noisy_student_tf.jobs.restore import restore_model
-    from noisy_student_tf.offline import shard_io
-    from noisy_student_tf.offline.predict import Classifier
     from noisy_student_tf.models import tf1_checkpoint
 
     p = cfg.predict
@@ -167,7 +161,7 @@ def check_inputs(cfg: BeamConfig) -> tuple[BeamConfig, str]:
             shard_io.require_file(_input_path(p, shard), "input shard",
                                   "check --label_data_dir, --file_prefix and --num_shards")
     model, description = restore_model(p.model, p.checkpoint, use_ema=p.use_ema, what="predict_ckpt_path")
-    Classifier(model, p)  # the class count
+    predict.Classifier(model, p)  # the class count
     prefix = tf1_checkpoint.resolve_checkpoint_path(p.checkpoint)
     return dataclasses.replace(cfg, predict=dataclasses.replace(p, checkpoint=prefix)), description
 
@@ -197,8 +191,6 @@ def _forget_inputs(path: str) -> None:
 def read_chunks(unit: tuple[int, int], p: PredictConfig):
     """Yields ((shard, replica, first record), encoded images) in record order, in chunks of a multiple of the
     batch size (so the model sees predict.py's batches); at least one chunk, empty for a unit with no records."""
-    from noisy_student_tf.offline import shard_io
-
     from apache_beam.metrics import Metrics
 
     images = Metrics.counter(METRICS_NAMESPACE, IMAGES_COUNTER)
@@ -273,8 +265,6 @@ def sum_histograms(histograms) -> np.ndarray:
 
 def make_plan(total: np.ndarray | None, f: FilterConfig):
     """The global step: total_counts.json, threshold.json, num_image_across_cat.json; returns the thresholds."""
-    from noisy_student_tf.offline import filter_shards
-
     if total is None:
         total = np.zeros((f.num_classes, len(filtering.GRID)), np.int64)
     for path in (f.total_counts_path, f.threshold_path):
@@ -287,8 +277,6 @@ def make_plan(total: np.ndarray | None, f: FilterConfig):
 
 def write_predictions(keyed, p: PredictConfig) -> None:
     """predict.py's files of one shard: train-info-SSSSS-of-NNNNN-WWWWW and info-SSSSS-of-NNNNN-WWWWW.txt."""
-    from noisy_student_tf.offline import predict, shard_io
-
     (shard, _), predictions = keyed
     offset = 0
     for worker, count in zip(predictions.workers, predictions.counts):
@@ -301,8 +289,6 @@ def write_predictions(keyed, p: PredictConfig) -> None:
 def filter_shard(keyed, selected, p: PredictConfig, f: FilterConfig, with_predictions: bool):
     """One shard's second phase (upstream `filter_image_by_idx`), with its prelim stats (and predictions);
     returns ((shard, task), its per-class record counts)."""
-    from noisy_student_tf.offline import filter_shards
-
     (shard, task), predictions = keyed
     f = _task_config(f, task)
     if with_predictions:
@@ -319,8 +305,6 @@ def filter_shard(keyed, selected, p: PredictConfig, f: FilterConfig, with_predic
 def write_final_stats(per_shard_counts, f: FilterConfig, inputs: dict) -> dict:
     """final_stats.json (upstream `read_stats`: the shards the totals use), then the run's record: the run is
     finished."""
-    from noisy_student_tf.offline import filter_shards
-
     counts = dict(per_shard_counts)
     stats = filtering.final_stats(counts[key] for key in f.aggregated())
     filter_shards._write_json(f.final_stats_path, stats)
@@ -330,8 +314,6 @@ def write_final_stats(per_shard_counts, f: FilterConfig, inputs: dict) -> dict:
 
 def reassign_shard(keyed, p: PredictConfig) -> int:
     """Writes one re-labelled filtered shard (upstream `run_prediction` with `--reassign_label`)."""
-    from noisy_student_tf.offline import predict, shard_io
-
     (shard, _), predictions = keyed
     input_path = _input_path(p, shard)
 
