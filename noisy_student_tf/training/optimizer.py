@@ -6,10 +6,13 @@ square root, and the learning rate is applied outside the momentum buffer. TF1's
     ms  <- ms + (g^2 - ms) * (1 - decay)          # ms starts at ONE
     mom <- momentum * mom + lr * g / sqrt(ms + epsilon)
     var <- var - mom
+
+Each variable's update is that one kernel (`ResourceApplyRMSProp`, which TF1's optimizer ran), not the dozen
+elementwise ops the formula spells: per-op dispatch, not arithmetic, is most of a small step's update cost.
 """
 
 import keras
-from keras import ops
+import tensorflow as tf
 
 # Upstream utils.build_optimizer: RMSPropOptimizer(lr, decay=0.9, momentum=0.9, epsilon=1e-3).
 RMSPROP_DECAY = 0.9
@@ -38,13 +41,20 @@ class TF1RMSProp(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         ms, mom = self._mean_squares[index], self._moments[index]
-        lr = ops.cast(learning_rate, variable.dtype)
-        gradient = ops.cast(gradient, variable.dtype)
-        self.assign(ms, ms + (ops.square(gradient) - ms) * (1.0 - self.decay))
-        self.assign(mom, self.momentum * mom + lr * gradient / ops.sqrt(ms + self.epsilon))
-        self.assign_sub(variable, mom)
+        dtype = variable.dtype
+        tf.raw_ops.ResourceApplyRMSProp(
+            var=_handle(variable), ms=_handle(ms), mom=_handle(mom), lr=tf.cast(learning_rate, dtype),
+            rho=tf.constant(self.decay, dtype), momentum=tf.constant(self.momentum, dtype),
+            epsilon=tf.constant(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
 
     def get_config(self):
         config = super().get_config()
         config.update({"decay": self.decay, "momentum": self.momentum, "epsilon": self.epsilon})
         return config
+
+
+def _handle(variable):
+    """The resource handle of a Keras or tf variable (under a distribution strategy's update, the local copy's)."""
+    if isinstance(variable, keras.Variable):
+        variable = variable.value
+    return variable.handle
