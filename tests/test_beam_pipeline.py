@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -329,6 +330,29 @@ def test_a_killed_worker_process_stops_the_run_with_an_error_and_a_rerun_gives_t
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_files(expected_dir, out)
     assert not no_temporaries(out)
+
+
+def test_a_worker_death_seen_first_as_a_closed_channel_waits_for_the_exit_code_without_interrupting():
+    """On a busy machine the launcher can see a killed worker's data channel close before the thread that
+    watches the worker reports its exit code; the run then waits for that report (no SIGINT) to name it."""
+    interrupted = []
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    try:
+        with beam_pipeline._WorkerDeathWatch() as death:
+            def watcher():
+                time.sleep(0.5)
+                raise RuntimeError("Worker subprocess exited with return code 137")
+
+            thread = threading.Thread(target=watcher)
+            thread.start()
+            assert death.wait_for_death() == "Worker subprocess exited with return code 137"
+            thread.join()
+        with beam_pipeline._WorkerDeathWatch() as death:
+            death.EXIT_REPORT_SECONDS = 0.1
+            assert death.wait_for_death() == "its data channel closed"  # no report comes: a generic reason
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not interrupted
 
 
 def test_unknown_flags_and_arguments_are_refused(data, tmp_path):

@@ -375,11 +375,21 @@ def _user_error_in(error: BaseException) -> str | None:
 class _WorkerDeathWatch:
     """Beam 2.77's DirectRunner in multi_processing mode waits forever once a worker process dies (the thread
     that started it raises "Worker subprocess exited with return code N" and nobody listens). While the pipeline
-    runs, this notices that and interrupts the main thread, so the run stops with an error instead of hanging."""
+    runs, this notices that and interrupts the main thread, so the run stops with an error instead of hanging.
+
+    On a busy machine the launcher may instead see the dead worker's data channel close first ("Channel closed
+    prematurely", raised in the main thread); `wait_for_death` then collects the exit message without
+    interrupting."""
+
+    # How long a closed channel waits for the thread that watches the worker to report its exit code.
+    EXIT_REPORT_SECONDS = 10.0
 
     def __init__(self):
         self.message = None
         self._previous = None
+        self._interrupt = True
+        self._lock = threading.Lock()
+        self._died = threading.Event()
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():  # only the main thread can be interrupted
@@ -388,15 +398,30 @@ class _WorkerDeathWatch:
         return self
 
     def _hook(self, args):
-        if (self.message is None and isinstance(args.exc_value, RuntimeError)
-                and "Worker subprocess exited" in str(args.exc_value)):
-            self.message = str(args.exc_value)
-            os.kill(os.getpid(), signal.SIGINT)
+        if isinstance(args.exc_value, RuntimeError) and "Worker subprocess exited" in str(args.exc_value):
+            with self._lock:
+                if self.message is None:
+                    self.message = str(args.exc_value)
+                    self._died.set()
+                    if self._interrupt:
+                        os.kill(os.getpid(), signal.SIGINT)
         self._previous(args)
+
+    def wait_for_death(self) -> str:
+        """The dead worker's exit message, waiting a little for it; a generic one if none comes."""
+        with self._lock:
+            self._interrupt = False
+        self._died.wait(self.EXIT_REPORT_SECONDS)
+        return self.message or "its data channel closed"
 
     def __exit__(self, *exc_info):
         if self._previous is not None:
             threading.excepthook = self._previous
+
+
+def _worker_died(message: str) -> UserError:
+    return UserError(f"a Beam worker process died ({message}). The files written so far are complete; run the "
+                     "same command again to finish")
 
 
 def run(cfg: BeamConfig) -> dict:
@@ -438,23 +463,26 @@ def run(cfg: BeamConfig) -> dict:
         return {"shards": 0}
     start = time.monotonic()
     with _WorkerDeathWatch() as death:
+        # The outer handler also catches the watch's interrupt when it lands while the inner one runs.
         try:
-            pipeline = beam.Pipeline(options=PipelineOptions(list(cfg.pipeline_args)))
-            build(pipeline, cfg, units, inputs)
-            result = pipeline.run()
-            result.wait_until_finish()
-        except UserError:
-            raise
+            try:
+                pipeline = beam.Pipeline(options=PipelineOptions(list(cfg.pipeline_args)))
+                build(pipeline, cfg, units, inputs)
+                result = pipeline.run()
+                result.wait_until_finish()
+            except UserError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a worker's input error is the user's to fix; the rest propagate
+                message = _user_error_in(e)
+                if message is not None:
+                    raise UserError(message) from None
+                if isinstance(e, RuntimeError) and "Channel closed prematurely" in str(e):
+                    raise _worker_died(death.wait_for_death()) from None
+                raise
         except KeyboardInterrupt:
             if death.message is None:
                 raise
-            raise UserError(f"a Beam worker process died ({death.message}). The files written so far are "
-                            "complete; run the same command again to finish") from None
-        except Exception as e:  # noqa: BLE001 - a worker's input error is the user's to fix; the rest propagate
-            message = _user_error_in(e)
-            if message is None:
-                raise
-            raise UserError(message) from None
+            raise _worker_died(death.message) from None
     elapsed = time.monotonic() - start
     images = _images_predicted(result)
     logging.info("Beam pipeline finished in %.1f s: %s images predicted (%s images/s)", elapsed,
