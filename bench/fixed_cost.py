@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -171,12 +172,6 @@ def spawn(case, onednn, intra):
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def median(values):
-    values = sorted(values)
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=1)
@@ -200,11 +195,11 @@ def main():
         rows.append(f"| + {part} | {part_ms[part]:.1f} | {part_ms[part] - previous:+.1f} |")
         previous = part_ms[part]
     setting_rows = []
-    base = {case: median(times[case, SETTINGS[0]]) for case in ("tiny", "student")}
+    base = {case: statistics.median(times[case, SETTINGS[0]]) for case in ("tiny", "student")}
     for onednn, intra in SETTINGS:
         cells = []
         for case in ("tiny", "student"):
-            ms = median(times[case, (onednn, intra)])
+            ms = statistics.median(times[case, (onednn, intra)])
             cells.append(f"{ms:.1f} ({base[case] / ms:.2f}x)")
         setting_rows.append(f"| {'on' if onednn == '1' else 'off'} | {intra} | {' | '.join(cells)} |")
     text = "\n".join([

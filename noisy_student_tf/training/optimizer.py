@@ -7,8 +7,8 @@ square root, and the learning rate is applied outside the momentum buffer. TF1's
     mom <- momentum * mom + lr * g / sqrt(ms + epsilon)
     var <- var - mom
 
-Each variable's update is that one kernel (`ResourceApplyRMSProp`, which TF1's optimizer ran), not the dozen
-elementwise ops the formula spells: per-op dispatch, not arithmetic, is most of a small step's update cost.
+Each variable's update is that kernel itself (`ResourceApplyRMSProp`, which TF1's optimizer ran), so the
+results are bit-equal to TF1's, in one op per variable instead of the dozen the formula spells.
 """
 
 import keras

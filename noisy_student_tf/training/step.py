@@ -96,7 +96,7 @@ class NoisyStudentStep:
 
     def traced(self):
         """`steps(iterator, num_steps)`: `num_steps` steps over a distributed iterator inside one traced function
-        (a `tf.range` loop around `strategy.run`, as TPUEstimator ran `iterations_per_loop` steps per host call
+        (a `tf.while_loop` around `strategy.run`, as TPUEstimator ran `iterations_per_loop` steps per host call
         and Keras runs `steps_per_execution`); returns the last step's replica-mean metrics. Traced once, for
         every loop length."""
         if self._traced is None:
