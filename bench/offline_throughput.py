@@ -91,6 +91,8 @@ def bench_predict(work, num_images, batch_size, repeats):
             fn()
             times[name].append(time.perf_counter() - start)
     ratios = [i / o for o, i in zip(times["ours"], times["ideal"])]
+    logging.warning("predict pairs (ours s, ideal s): %s",
+                    ", ".join(f"({o:.1f}, {i:.1f})" for o, i in zip(times["ours"], times["ideal"])))
     return {"ours": num_images / float(np.median(times["ours"])),
             "ideal": num_images / float(np.median(times["ideal"])), "ratio": float(np.median(ratios)),
             "spread": f"{min(ratios):.2f}–{max(ratios):.2f} over {repeats} pairs"}

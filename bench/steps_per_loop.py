@@ -9,9 +9,11 @@ step, in one sitting.
     arithmetic), timed over 40 and over 840 steps: (t840 - t40) / 800, at loop length 1 and at the longest loop
     the trainer runs (one call per block), paired.
 
-Writes bench/results/steps_per_loop.md.
+Writes bench/results/steps_per_loop.md (or --results).
 
     python bench/steps_per_loop.py [--blocks=3]
+    python bench/steps_per_loop.py --blocks=1 --batches=128 --skip_fixed_cost \
+        --results=bench/results/steps_per_loop_b128.md   # a B = 128 step takes seconds: about 40 min
 """
 
 import argparse
@@ -91,6 +93,7 @@ def main():
     parser.add_argument("--batches", default="16,128", help="Labeled batch sizes of (a): 16 (r = 2, the main "
                         "job's) and/or 128 (r = 3); a B = 128 step takes seconds on a 2-core CPU.")
     parser.add_argument("--skip_fixed_cost", action="store_true")
+    parser.add_argument("--results", default=RESULTS, help="Where to write the table.")
     args = parser.parse_args()
     logging.set_verbosity(logging.WARNING)
     work = tempfile.mkdtemp(prefix="steps_per_loop_")
@@ -121,16 +124,19 @@ def main():
         "# Steps per traced loop", "",
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, TensorFlow "
         f"{tf.__version__}; `python bench/steps_per_loop.py --blocks={args.blocks} --batches={args.batches}"
-        f"{' --skip_fixed_cost' if args.skip_fixed_cost else ''}`, one sitting.", "",
+        f"{' --skip_fixed_cost' if args.skip_fixed_cost else ''}"
+        f"{'' if args.results == RESULTS else ' --results=' + os.path.relpath(args.results)}`, one sitting.", "",
         "Student step (small-image B0 student and online teacher, RandAugment, EMA, RMSProp), blocks of "
         f"{BLOCK} steps alternating between loop lengths; ratio = length-1 time / this length's time (median of "
         "the paired blocks, and their range):", "",
         "| batch | loop length | student images/s | ms/step | speed vs length 1 |", "|---|---|---|---|---|",
-        *rows, "",
-        "Fixed cost of a step (B0 at width and depth 0.1, 2 images of 32x32, no teacher): (t840 - t40) / 800:", "",
-        "| steps per call | ms per step (median) | each pair |", "|---|---|---|", *cost_rows, ""])
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, "w", encoding="utf-8") as f:
+        *rows, ""])
+    if cost_rows:
+        text += "\n".join([
+            "", "Fixed cost of a step (B0 at width and depth 0.1, 2 images of 32x32, no teacher): (t840 - t40) / 800:",
+            "", "| steps per call | ms per step (median) | each pair |", "|---|---|---|", *cost_rows, ""])
+    os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+    with open(args.results, "w", encoding="utf-8") as f:
         f.write(text)
     print(text)
 

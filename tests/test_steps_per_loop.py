@@ -1,4 +1,4 @@
-"""Steps run inside one traced loop (a `tf.range` around `strategy.run`, TPUEstimator's `iterations_per_loop`):
+"""Steps run inside one traced loop (a `tf.while_loop` around `strategy.run`, TPUEstimator's `iterations_per_loop`):
 the same run with loop lengths 1, 3 and 10 ends with identical checkpoints and metrics (deterministic ops), on
 one device and on MirroredStrategy over two logical CPUs."""
 
