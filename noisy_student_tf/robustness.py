@@ -150,12 +150,12 @@ def evaluate(model, dataset, *, mean, std, corruptions=CORRUPTIONS, epsilons=(),
     """Top-1 of `model` on `dataset` ((images 0..255, 0-based labels) batches): clean, under every corruption at
     severities 1..5, and under FGSM at each epsilon."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def correct(images, labels):
         logits = clean_logits(model, images, mean, std)
         return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.int32))
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def loss_gradient(images, labels):
         with tf.GradientTape() as tape:
             tape.watch(images)

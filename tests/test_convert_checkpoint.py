@@ -1,14 +1,13 @@
 """convert_checkpoint.py as a user runs it: TF1 -> .keras -> TF1, and clear failures on bad input."""
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import prewarmed
 from noisy_student_tf.models.tf1_checkpoint import tf1_weight_names
 from reference_efficientnet import reference_variables
 from tf1_writer import write_tf1_checkpoint
@@ -17,8 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def convert(*args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "convert_checkpoint.py"), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL)
+    return prewarmed.run([os.path.join(ROOT, "convert_checkpoint.py"), *args], cwd=ROOT, timeout=300)
 
 
 @pytest.fixture(scope="module")

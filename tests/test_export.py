@@ -4,7 +4,6 @@ EMA model applied directly to the images, export_info.json, and clear failures t
 import json
 import os
 import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -13,6 +12,7 @@ import tensorflow as tf
 
 import flag_helper
 import jobs_helper
+import prewarmed
 import tiny_data
 from noisy_student_tf import flag_adapters, io_utils
 from noisy_student_tf.errors import UserError
@@ -45,9 +45,8 @@ def exported(trained):
     """The export as a user runs it: the root entry point, in its own process."""
     root, model_dir = trained
     out = root / "served"
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "export.py"), *jobs_helper.TINY_FLAGS,
-                             f"--model_dir={model_dir}", f"--output={out}"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL)
+    result = prewarmed.run([os.path.join(ROOT, "export.py"), *jobs_helper.TINY_FLAGS, f"--model_dir={model_dir}",
+                            f"--output={out}"], cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     return out
 

@@ -1,4 +1,5 @@
-"""The README's Python examples run as written, each in a fresh directory (relative paths start empty).
+"""The README's Python examples run as written, each in a fresh directory (relative paths start empty), as
+`python example.py` (a fork of a pre-imported interpreter, prewarmed.py).
 
 Examples that read what an earlier step of the README wrote get it first, made by the package's own commands:
 a TF1-format checkpoint (convert_checkpoint.py --to_tf1) and an exported student (main.py, then the README's
@@ -9,8 +10,9 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 from PIL import Image
+
+import prewarmed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,8 +23,12 @@ def readme():
 
 
 def run(args, cwd):
-    result = subprocess.run([sys.executable, *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
-                            text=True, timeout=900)
+    """Runs `python *args` in `cwd`: a script in a fork of the pre-imported interpreter (prewarmed.py)."""
+    if args[0] == "-c":
+        result = subprocess.run([sys.executable, *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
+                                text=True, timeout=900)
+    else:
+        result = prewarmed.run(args, cwd=cwd, timeout=900)
     assert result.returncode == 0, f"{args}:\n{result.stderr[-3000:]}"
 
 
@@ -63,8 +69,7 @@ def test_every_python_example_runs_and_prints_its_numbers(tmp_path):
             if marker in code:
                 setup(str(directory))
         (directory / "example.py").write_text(code)
-        processes.append(subprocess.Popen([sys.executable, "example.py"], cwd=directory, stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        processes.append(prewarmed.Process(["example.py"], cwd=directory))
     for code, process in zip(blocks, processes):
         out, err = process.communicate(timeout=1500)
         assert process.returncode == 0, f"README example failed:\n{code}\n{err[-3000:]}"

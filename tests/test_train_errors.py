@@ -2,8 +2,6 @@
 
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ import tensorflow as tf
 
 import flag_helper
 import jobs_helper
+import prewarmed
 import tiny_data
 from noisy_student_tf import flag_adapters
 from noisy_student_tf.data import records
@@ -141,12 +140,10 @@ def test_eval_without_a_checkpoint(tmp_path, good):
 
 
 def test_command_line_exits_non_zero_with_one_clear_line(tmp_path):
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *BASE_FLAGS,
-                             f"--label_data_dir={tmp_path}/nowhere", f"--model_dir={tmp_path}/model"],
-                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    result = prewarmed.run([os.path.join(ROOT, "train.py"), *BASE_FLAGS, f"--label_data_dir={tmp_path}/nowhere",
+                            f"--model_dir={tmp_path}/model"], cwd=tmp_path, timeout=300)
     assert result.returncode == 1
     assert "error: --label_data_dir: directory" in result.stderr and "Traceback" not in result.stderr
     assert no_checkpoint_written(tmp_path / "model")
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--mode=serve"], capture_output=True,
-                            text=True, timeout=300, stdin=subprocess.DEVNULL)
+    result = prewarmed.run([os.path.join(ROOT, "main.py"), "--mode=serve"], cwd=tmp_path, timeout=300)
     assert result.returncode == 1 and "unknown --mode='serve'" in result.stderr

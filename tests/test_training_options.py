@@ -4,8 +4,6 @@ TPU-only flags."""
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import jobs_helper
+import prewarmed
 import tiny_data
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training.ema import checkpoint_key
@@ -114,8 +113,7 @@ def test_default_mode_trains_then_evaluates_and_tpu_flags_are_accepted(tmp_path,
     args = [a for a in BASE_FLAGS if not a.startswith("--seed")] + [
         f"--label_data_dir={data}/lab", f"--model_dir={tmp_path}/model", "--transpose_input=False",
         "--num_shards_per_group=8", "--master=grpc://10.0.0.2:8470", "--iterations_per_loop=1"]
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], capture_output=True,
-                            text=True, timeout=600, stdin=subprocess.DEVNULL)
+    result = prewarmed.run([os.path.join(ROOT, "main.py"), *args], cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "--num_shards_per_group=8 only configured TPUs upstream" in result.stderr
     assert "--master=grpc://10.0.0.2:8470 only configured TPUs upstream" in result.stderr

@@ -16,7 +16,7 @@ import tensorflow as tf
 from noisy_student_tf.config import AugmentConfig
 from noisy_student_tf.data import preprocessing
 from noisy_student_tf.data.inputs import (CACHED_SHUFFLE_BUFFER, LABELED_STREAM, UNCACHED_SHUFFLE_BUFFER,
-                                          UNLABELED_STREAM, stream_seed, train_view)
+                                          UNLABELED_STREAM, no_autograph, stream_seed, train_view)
 
 # Upstream trains 32x32 images (SVHN, CIFAR) with the small-image recipe; anything larger takes the ImageNet path.
 SMALL_IMAGE_MAX = 64
@@ -163,7 +163,7 @@ def noisy_student_dataset(labeled, unlabeled=None, *, batch_size: int, unlabel_r
         return {"image": view, "label": label}
 
     lab_stream = _stream(lab_data, lab_size, lab_seed, shuffle).enumerate()
-    batches = lab_stream.map(labeled_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    batches = lab_stream.map(no_autograph(labeled_example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     batches = batches.batch(batch_size, drop_remainder=True)
     if unlabeled is not None:
         if unlabel_ratio <= 0:
@@ -186,7 +186,8 @@ def noisy_student_dataset(labeled, unlabeled=None, *, batch_size: int, unlabel_r
 
         unl_batch = int(math.ceil(batch_size * unlabel_ratio))  # upstream `main.py`: ceil(B * r)
         unl_stream = _stream(unl_data, unl_size, unl_seed, shuffle).enumerate()
-        unl_batches = unl_stream.map(unlabeled_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        unl_batches = unl_stream.map(no_autograph(unlabeled_example), num_parallel_calls=tf.data.AUTOTUNE,
+                                     deterministic=True)
         batches = tf.data.Dataset.zip({"labeled": batches,
                                        "unlabeled": unl_batches.batch(unl_batch, drop_remainder=True)})
     else:
@@ -222,8 +223,8 @@ def clean_dataset(images, labels=None, *, batch_size: int = 64, image_size: int 
                                               small_image_model=small_image_model)
 
     if isinstance(spec, tuple):
-        data = data.map(lambda image, label: (view(image), tf.cast(label, tf.int32)),
+        data = data.map(no_autograph(lambda image, label: (view(image), tf.cast(label, tf.int32))),
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
-        data = data.map(view, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        data = data.map(no_autograph(view), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

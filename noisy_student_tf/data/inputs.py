@@ -24,6 +24,9 @@ MAX_INTERLEAVE = 64  # upstream cycle length
 CACHED_SHUFFLE_BUFFER = 16384  # upstream shuffle buffer with use_cache
 UNCACHED_SHUFFLE_BUFFER = 1024  # upstream shuffle buffer without cache
 TFDS_SPLITS = {"train": "train", "dev": "validation", "test": "test", "validation": "validation"}
+# The input functions branch on Python values only, so autograph has nothing to convert; converting them (and
+# RandAugment's ops below them) took ~5 s of every training job's start on this machine.
+no_autograph = tf.autograph.experimental.do_not_convert
 LABELED_STREAM, UNLABELED_STREAM = 0, 1
 
 
@@ -167,7 +170,7 @@ def train_dataset(inputs: InputConfig, augment: AugmentConfig, model: ModelConfi
 
     start = start_step * replicas_per_pipeline
     labeled = (raw.enumerate().skip(start * lab_batch)
-               .map(labeled_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .map(no_autograph(labeled_example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                .batch(lab_batch, drop_remainder=True))
 
     if inputs.unlabel_ratio:
@@ -195,7 +198,7 @@ def train_dataset(inputs: InputConfig, augment: AugmentConfig, model: ModelConfi
 
         unlabeled = (_unlabeled_source(inputs, unl_seed, pipeline_id, num_pipelines).enumerate()
                      .skip(start * unl_batch)
-                     .map(unlabeled_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                     .map(no_autograph(unlabeled_example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                      .batch(unl_batch, drop_remainder=True))
         dataset = tf.data.Dataset.zip({"labeled": labeled, "unlabeled": unlabeled})
     else:
@@ -247,5 +250,5 @@ def eval_dataset(data_dir: str, subset: str, batch_size: int, *, image_size: int
                                                small_image_model=small_image_model)
         return image, label
 
-    return raw.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size).prefetch(
-        tf.data.AUTOTUNE)
+    return (raw.map(no_autograph(example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE))

@@ -25,7 +25,7 @@ ROBUSTNESS_FILE = "robustness_results.json"
 def evaluate_subset(model, dataset, *, mean, std, num_classes: int, label_smoothing: float) -> dict:
     top_k = min(5, num_classes)
 
-    @tf.function
+    @tf.function(autograph=False)  # inputs.no_autograph says why
     def batch_sums(images, labels):
         logits = clean_logits(model, images, mean, std)
         targets = losses.smoothed_one_hot(labels, num_classes, label_smoothing)

@@ -19,6 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from noisy_student_tf.data import preprocessing, records
+from noisy_student_tf.data.inputs import no_autograph
 from noisy_student_tf.errors import UserError, first_line
 from noisy_student_tf.io_utils import remove_dead_temporaries
 from noisy_student_tf.offline import samples, shard_io
@@ -48,7 +49,7 @@ class Classifier:
         self.cfg = cfg
         mean, std = cfg.task.mean, cfg.task.std
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def probabilities(images):
             return tf.nn.softmax(clean_logits(model, images, mean, std))
 
@@ -68,7 +69,8 @@ class Classifier:
         dataset = tf.data.TFRecordDataset(path, buffer_size=shard_io.READ_BUFFER_BYTES)
         if total_replicas > 1:
             dataset = dataset.shard(total_replicas, worker_id)
-        dataset = (dataset.map(example, num_parallel_calls=_decode_parallelism(), deterministic=True)
+        parallelism = _decode_parallelism()
+        dataset = (dataset.map(no_autograph(example), num_parallel_calls=parallelism, deterministic=True)
                    .batch(self.cfg.batch_size).prefetch(tf.data.AUTOTUNE))
         try:
             for batch in dataset:
@@ -88,7 +90,8 @@ class Classifier:
         if len(encoded_images) == 0:
             return np.zeros([0, num_classes], np.float32)
         dataset = (tf.data.Dataset.from_tensor_slices(tf.constant(list(encoded_images), tf.string))
-                   .map(self._preprocess, num_parallel_calls=_decode_parallelism(), deterministic=True)
+                   .map(no_autograph(self._preprocess), num_parallel_calls=_decode_parallelism(),
+                        deterministic=True)
                    .batch(self.cfg.batch_size).prefetch(tf.data.AUTOTUNE))
         try:
             return np.concatenate([self._probabilities(batch).numpy() for batch in dataset])

@@ -102,14 +102,14 @@ class NoisyStudentStep:
         if self._traced is None:
             replica_step = self.replica_step
             if self.cfg.runtime.jit_compile:
-                replica_step = tf.function(replica_step, jit_compile=True)
+                replica_step = tf.function(replica_step, jit_compile=True, autograph=False)
 
             def one_step(iterator):
                 metrics = self.strategy.run(replica_step, args=(next(iterator),))
                 return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                         for k, v in metrics.items()}
 
-            @tf.function
+            @tf.function(autograph=False)
             def steps(iterator, num_steps):
                 # Every step, the first included, runs in the loop's body, so that a step is the same graph
                 # whatever the loop length (bit-equal results). The metrics' structure is known only once the

@@ -1,13 +1,11 @@
-"""Bad input to every entry point, through the real command line: each case must exit non-zero with one line
-that names the file, flag or value at fault (no traceback), and leave nothing under a final name in its output
-directory."""
+"""Bad input to every entry point, through the real command line (each run a fork of a pre-imported interpreter,
+prewarmed.py): each case must exit non-zero with one line that names the file, flag or value at fault (no
+traceback), and leave nothing under a final name in its output directory."""
 
 import dataclasses
 import fnmatch
 import os
 import shutil
-import subprocess
-import sys
 from typing import Callable
 
 import numpy as np
@@ -17,6 +15,7 @@ import scipy.io
 import fault_harness
 import jobs_helper
 import offline_data
+import prewarmed
 import tiny_data
 from noisy_student_tf.data import records
 
@@ -185,8 +184,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_exits_non_zero_naming_the_fault_and_writes_nothing(data, tmp_path, case):
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, case.entry, *case.args(data, out)], cwd=fault_harness.ROOT,
-                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    result = prewarmed.run([case.entry, *case.args(data, out)], cwd=fault_harness.ROOT, timeout=300)
     assert result.returncode != 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert case.message.format(d=data, o=out) in result.stderr, result.stderr[-2000:]

@@ -3,7 +3,6 @@ files equal one uninterrupted --all_shards run's, byte for byte; no partial file
 name; no temporary is left. (Every entry point as one job: test_kill_resume.py.)"""
 
 import os
-import subprocess
 import sys
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 import fault_harness
 import jobs_helper
 import offline_data
+import prewarmed
 import tiny_data
 
 ROOT = fault_harness.ROOT
@@ -55,18 +55,19 @@ def test_sigkilled_per_shard_filter_jobs_resume(setup, tmp_path):
     """The upstream two-phase loop (shards in descending order), each job killed once while writing."""
     root, teacher = setup
     predictions = tmp_path / "predictions"
-    subprocess.run(predict_command(root, teacher, predictions), cwd=ROOT, check=True, capture_output=True)
+    fault_harness.run(predict_command(root, teacher, predictions))
     reference = tmp_path / "reference"
-    subprocess.run(filter_command(root, predictions, reference, "--all_shards"), cwd=ROOT, check=True,
-                   capture_output=True)
+    fault_harness.run(filter_command(root, predictions, reference, "--all_shards"))
     expected = fault_harness.tree(reference)
     out = tmp_path / "killed"
     for phase in (1, 0):
         for shard in reversed(range(NUM_SHARDS)):
             if phase == 0 and shard in (2, 0):  # a worker shard and the master, killed while writing their data
                 args = filter_command(root, predictions, out, f"--shard_id={shard}", f"--only_get_stats={phase}")
+                # A new interpreter: in a pre-imported one the job is over in well under a second.
                 assert fault_harness.run_with_kills(args, out, expected,
-                                                    [fault_harness.temp_appears(out / "filter_data" / "data")])
+                                                    [fault_harness.temp_appears(out / "filter_data" / "data")],
+                                                    fresh=True)
             else:
                 jobs_helper.filter_job(**filter_settings(root, predictions, out), num_classes=10, shard_id=shard,
                                        only_get_stats=bool(phase))
@@ -75,11 +76,10 @@ def test_sigkilled_per_shard_filter_jobs_resume(setup, tmp_path):
 
 
 def test_filter_entry_point_exits_non_zero_with_the_missing_file_named(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "filter_unlabel.py", f"--input_dir={tmp_path}", f"--prediction_dir={tmp_path}/none",
+    result = prewarmed.run(
+        ["filter_unlabel.py", f"--input_dir={tmp_path}", f"--prediction_dir={tmp_path}/none",
          f"--info_dir={tmp_path}", f"--prelim_stats_dir={tmp_path}/p", f"--output_dir={tmp_path}/o",
-         "--num_shards=2", "--shard_id=1", "--num_label_classes=10", "--only_get_stats=1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+         "--num_shards=2", "--shard_id=1", "--num_label_classes=10", "--only_get_stats=1"], cwd=ROOT, timeout=300)
     assert result.returncode == 1
     assert "prediction file" in result.stderr and "train-info-00001-of-00002-00000 does not exist" in result.stderr
     assert not os.path.exists(tmp_path / "p" / "prelim_stats_00001_-1.json")

@@ -6,8 +6,6 @@ root (these tests may run as root), so that case injects the OSError a read-only
 """
 
 import errno
-import resource
-import subprocess
 import sys
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 import fault_harness
 import jobs_helper
 import offline_data
+import prewarmed
 import tiny_data
 from noisy_student_tf import io_utils
 from noisy_student_tf.data import records
@@ -37,10 +36,10 @@ def inputs(tmp_path_factory):
     return root
 
 
-def limited(limit):
-    def set_limit():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return set_limit
+def limited(command, limit):
+    """Runs `command` with every file it writes limited to `limit` bytes."""
+    return prewarmed.run(command[1:], cwd=fault_harness.ROOT, timeout=300,
+                         rlimits={"RLIMIT_FSIZE": (limit, limit)})
 
 
 def predict_command(root, out):
@@ -55,8 +54,7 @@ def test_disk_full_during_predict_then_resume(inputs, tmp_path):
     expected = fault_harness.tree(reference)
     assert max(len(v) for v in expected.values()) > LIMIT_BYTES  # the limit does bite
 
-    full = subprocess.run(predict_command(inputs, out), cwd=fault_harness.ROOT, capture_output=True, text=True,
-                          timeout=300, stdin=subprocess.DEVNULL, preexec_fn=limited(LIMIT_BYTES))
+    full = limited(predict_command(inputs, out), LIMIT_BYTES)
     assert full.returncode == 1, full.stderr[-2000:]
     assert "Traceback" not in full.stderr
     assert f"error: cannot write {out}/predict_label/train-info-00000-of-00002-00000: File too large." in full.stderr
@@ -72,8 +70,7 @@ def test_disk_full_during_a_checkpoint_save_then_resume(inputs, tmp_path):
     command = [sys.executable, "train.py", *jobs_helper.TINY_FLAGS, f"--label_data_dir={inputs}/lab",
                f"--model_dir={tmp_path}/model", "--train_steps=2", "--train_batch_size=4", "--num_train_images=20",
                "--save_checkpoints_steps=1", "--iterations_per_loop=1"]
-    full = subprocess.run(command, cwd=fault_harness.ROOT, capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL, preexec_fn=limited(20_000))  # run files fit, a checkpoint not
+    full = limited(command, 20_000)  # the run's small files fit, a checkpoint does not
     assert full.returncode == 1, full.stderr[-2000:]
     assert "Traceback" not in full.stderr and "File too large" in full.stderr and "error: cannot write" in full.stderr
     assert not list((tmp_path / "model").glob("model.ckpt-*.index"))
