@@ -1,7 +1,7 @@
 """Command-line runs that skip the interpreter's start-up: each is a fork of a server that has already imported
 TensorFlow, Keras and the package's jobs.
 
-Why: the fault tests run ~70 commands, and a fresh `python train.py ...` spends 4-6 s of this machine's time
+Why: the tests run ~100 commands, and a fresh `python train.py ...` spends 4-6 s of this machine's time
 importing TensorFlow and Keras before it reaches the code under test. A fork of an interpreter that has imported
 them (and nothing else: no tensor, no device, no flag defined) starts in milliseconds and is otherwise the same
 process a shell would start: the script runs as `__main__` with its own argv, working directory, environment,
@@ -11,9 +11,13 @@ What a fork cannot give: environment variables that TensorFlow reads while it is
 started with the test worker's environment; a test that needs another (threads, devices, log level at import)
 runs a real `subprocess`.
 
-Protocol (one Unix socket per run, so runs are independent): the client sends the run's JSON request and the
-fds of its stdin/stdout/stderr over the server's socket, with one end of a fresh socket pair. The server forks a
-supervisor, which forks the run, sends back the run's pid, waits for it and sends back its wait status.
+From Python: `run([script, *args], cwd)` (as `subprocess.run`) and `Process([script, *args], cwd)` (as
+`subprocess.Popen`). From a shell script: `shell_env()` sets `$PYTHON` to `prewarmed_python`, a stand-in for
+`python script.py ...` that runs the script in a fork and exits as it did.
+
+Protocol: one connection to the server's Unix socket per run. The client sends the run's JSON request with the
+run's stdin/stdout/stderr attached; the server forks a supervisor, which forks the run, sends back the run's pid,
+waits for it and sends back its wait status.
 """
 
 import atexit
@@ -21,11 +25,13 @@ import json
 import os
 import resource
 import runpy
+import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -33,7 +39,8 @@ import traceback
 # What a command imports before it does anything: the heavy libraries, and our jobs (which import them).
 # Flags are defined by the entry points when they run (noisy_student_tf/cli.py), so none is defined here.
 PRELOADED = ("numpy", "tensorflow", "keras", "PIL.Image", "scipy.io", "noisy_student_tf.flag_adapters")
-_MAX_FDS = 4
+SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prewarmed_python")
+_SOCKET_ENV, _INTERPRETER_ENV = "PREWARMED_SOCKET", "PREWARMED_INTERPRETER"
 
 
 # --- the server -------------------------------------------------------------------------------------------------
@@ -78,69 +85,94 @@ def _run_script(request):
         os._exit(code)
 
 
-def _supervise(request, reply, stdio):
+def _supervise(connection, request, stdio):
     """In the supervisor: fork the run, report its pid, wait for it, report its status; never returns."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     pid = os.fork()
     if pid == 0:
-        reply.close()
-        os.setpgid(0, 0)  # its own process group, as a shell job
+        connection.close()
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
             os.close(fd)
         _run_script(request)
     for fd in stdio:
         os.close(fd)
-    reply.sendall(struct.pack("<q", pid))
+    connection.sendall(struct.pack("<q", pid))
     _, status = os.waitpid(pid, 0)
-    reply.sendall(struct.pack("<q", status))
+    connection.sendall(struct.pack("<q", status))
     os._exit(0)
 
 
-def serve(listener_fd):
-    """The server's loop: import everything once, then fork a supervisor per request until the socket closes."""
+def serve(path):
+    """The server: import everything once, then fork a supervisor per connection, until stdin closes (the
+    test process that started the server has exited)."""
     import importlib
 
     for name in PRELOADED:
         importlib.import_module(name)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(path)
+    listener.listen(64)
+    sys.stdout.write("ready\n")
     sys.stdout.flush()
     sys.stderr.flush()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
-    listener = socket.socket(fileno=listener_fd)
-    listener.sendall(b"R")  # ready
     while True:
-        message, fds, _, _ = socket.recv_fds(listener, 1 << 20, _MAX_FDS)
-        if not message:  # the client closed its end
+        readable, _, _ = select.select([listener, sys.stdin], [], [])
+        if sys.stdin in readable:
             return
+        connection, _ = listener.accept()
+        message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
         if os.fork() == 0:
             listener.close()
-            _supervise(json.loads(message), socket.socket(fileno=fds[0]), fds[1:])
+            _supervise(connection, json.loads(message), fds)
+        connection.close()
         for fd in fds:
             os.close(fd)
 
 
-# --- the client -------------------------------------------------------------------------------------------------
+# --- clients ----------------------------------------------------------------------------------------------------
+
+def _send(path, argv, cwd, env, rlimits, stdio):
+    """Asks the server at `path` for a run; returns the connection its pid and then its status come on."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    connection.connect(path)
+    request = {"argv": list(argv), "cwd": str(cwd), "env": dict(env), "rlimits": dict(rlimits)}
+    socket.send_fds(connection, [json.dumps(request).encode()], list(stdio))
+    return connection
+
+
+def _receive(connection, blocking=True):
+    """The supervisor's next number (the pid, then the wait status), or None if it has not come yet."""
+    try:
+        data = connection.recv(8, 0 if blocking else socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return None
+    if len(data) != 8:
+        raise RuntimeError("the fork server's supervisor died")
+    return struct.unpack("<q", data)[0]
+
 
 class _Server:
-    """One server per test process, started on first use and stopped at exit."""
+    """One server per test process, started on first use and stopped when the process exits."""
 
     _lock = threading.Lock()
     _instance = None
 
     def __init__(self):
-        # SOCK_SEQPACKET keeps each request one message, with its file descriptors attached.
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), str(theirs.fileno())],
-                                        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
-        theirs.close()
-        self.socket = ours
-        if self.socket.recv(1) != b"R":
+        self.directory = tempfile.mkdtemp(prefix="prewarmed-")
+        self.path = os.path.join(self.directory, "socket")
+        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", self.path],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the fork server ({__file__}) did not start")
         atexit.register(self.stop)
 
     def stop(self):
-        self.socket.close()
+        self.process.stdin.close()
         self.process.wait(timeout=30)
+        os.remove(self.path)
+        os.rmdir(self.directory)
 
     @classmethod
     def get(cls):
@@ -149,16 +181,6 @@ class _Server:
                 cls._instance = cls()
             return cls._instance
 
-    def start(self, argv, cwd, env, rlimits, stdio):
-        """Sends one request; returns the socket on which its pid and status will come."""
-        mine, theirs = socket.socketpair()
-        request = json.dumps({"argv": list(argv), "cwd": str(cwd), "env": dict(env),
-                              "rlimits": dict(rlimits)}).encode()
-        with self._lock:
-            socket.send_fds(self.socket, [request], [theirs.fileno(), *stdio])
-        theirs.close()
-        return mine
-
 
 class Process:
     """A started command, like `subprocess.Popen`: `pid`, `poll()`, `wait()`, `send_signal()`, `kill()`,
@@ -166,11 +188,10 @@ class Process:
 
     def __init__(self, argv, cwd, env=None, rlimits=None):
         self.args = list(argv)
-        self._buffer = b""
         pipes = [os.pipe(), os.pipe()]
         with open(os.devnull, "rb") as devnull:
-            self._reply = _Server.get().start(argv, cwd, os.environ if env is None else env, rlimits or {},
-                                              [devnull.fileno(), pipes[0][1], pipes[1][1]])
+            self._connection = _send(_Server.get().path, argv, cwd, os.environ if env is None else env,
+                                     rlimits or {}, [devnull.fileno(), pipes[0][1], pipes[1][1]])
         for _, write_end in pipes:
             os.close(write_end)
         self._outputs = [[], []]
@@ -178,7 +199,7 @@ class Process:
                          for (read_end, _), chunks in zip(pipes, self._outputs)]
         for reader in self._readers:
             reader.start()
-        self.pid = self._receive(blocking=True)
+        self.pid = _receive(self._connection)
         self.returncode = None
 
     @staticmethod
@@ -187,25 +208,12 @@ class Process:
             while chunk := f.read(65536):
                 chunks.append(chunk)
 
-    def _receive(self, blocking):
-        """The next 8-byte number from the supervisor (the pid, then the wait status), or None if not yet sent."""
-        self._reply.setblocking(blocking)
-        while len(self._buffer) < 8:
-            try:
-                data = self._reply.recv(8 - len(self._buffer))
-            except BlockingIOError:
-                return None
-            if not data:
-                raise RuntimeError("the fork server's supervisor died")
-            self._buffer += data
-        number, self._buffer = struct.unpack("<q", self._buffer[:8])[0], self._buffer[8:]
-        return number
-
     def poll(self):
         if self.returncode is None:
-            status = self._receive(blocking=False)
+            status = _receive(self._connection, blocking=False)
             if status is not None:
                 self.returncode = os.waitstatus_to_exitcode(status)
+                self._connection.close()
         return self.returncode
 
     def wait(self, timeout=None):
@@ -230,7 +238,6 @@ class Process:
             self.kill()
             self.wait()
             raise
-        self._reply.close()
         for reader in self._readers:  # the pipes close when the run and anything it started have exited
             reader.join()
         return tuple(b"".join(chunks).decode("utf-8", "replace") for chunks in self._outputs)
@@ -245,5 +252,29 @@ def run(argv, cwd, timeout=None, env=None, rlimits=None):
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+def shell_env():
+    """Environment for a shell script that runs `"$PYTHON" script.py ...`: each such run is a fork."""
+    return {"PYTHON": SHIM, _SOCKET_ENV: _Server.get().path, _INTERPRETER_ENV: sys.executable}
+
+
+def _stand_in(argv):
+    """`prewarmed_python`: `python script args...` as a fork of the server at $PREWARMED_SOCKET, with this
+    process's stdin/stdout/stderr; signals to this process go to the run; exits as the run did."""
+    if not argv or argv[0].startswith("-"):  # -c, -m, options: a real interpreter
+        os.execv(sys.executable, [sys.executable, *argv])
+    connection = _send(os.environ[_SOCKET_ENV], argv, os.getcwd(), os.environ, {}, [0, 1, 2])
+    pid = _receive(connection)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda number, frame: os.kill(pid, number))
+    code = os.waitstatus_to_exitcode(_receive(connection))
+    if code < 0:  # killed by a signal: die of the same one, as the shell expects
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    if sys.argv[1] == "--serve":
+        serve(sys.argv[2])
+    else:
+        _stand_in(sys.argv[2:])

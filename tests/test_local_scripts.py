@@ -5,13 +5,13 @@ steps, few images."""
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import scipy.io
 
 import jobs_helper
+import prewarmed
 import tiny_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,8 +19,9 @@ TINY_NET = "--width_coefficient=0.25 --depth_coefficient=0.25"
 
 
 def bash(script, env, *args, expect=0):
+    """Runs a workflow script; its `"$PYTHON" script.py` runs are forks of a pre-imported interpreter."""
     result = subprocess.run(["bash", os.path.join(ROOT, "local_scripts", script), *args], cwd="/",
-                            env={**os.environ, "PYTHON": sys.executable, **env}, capture_output=True, text=True,
+                            env={**os.environ, **prewarmed.shell_env(), **env}, capture_output=True, text=True,
                             timeout=900, stdin=subprocess.DEVNULL)
     assert result.returncode == expect, f"{script}: {result.stderr[-3000:]}"
     return result

@@ -6,13 +6,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 from absl import flags
 
 import fault_harness
+import prewarmed
 from noisy_student_tf import flag_adapters
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.flags import define_driver_flags, define_main_flags
@@ -26,7 +26,7 @@ SHRUNK = {"ITERATIONS": "1", "TEACHER_STEPS": "6", "STUDENT_STEPS": "6", "TEACHE
 
 
 def iterate_command(data, out):
-    return [sys.executable, "iterate.py", "--task_name=digits", f"--label_data_dir={data}",
+    return ["iterate.py", "--task_name=digits", f"--label_data_dir={data}",
             f"--unlabel_data_dir={data}/unlabeled", f"--output_dir={out}", "--seed=0", "--iterations=1",
             "--teacher_train_steps=6", "--student_train_steps=6", "--unlabel_ratio=2",  # as run.sh
             "--teacher_train_batch_size=16",
@@ -36,7 +36,7 @@ def iterate_command(data, out):
 @pytest.fixture(scope="module")
 def main_job(tmp_path_factory):
     root = tmp_path_factory.mktemp("digits")
-    env = {**os.environ, **SHRUNK, "PYTHON": sys.executable, "DATA_DIR": str(root / "data"),
+    env = {**os.environ, **SHRUNK, **prewarmed.shell_env(), "DATA_DIR": str(root / "data"),
            "OUTPUT_DIR": str(root / "out")}
     result = subprocess.run(["bash", "local_scripts/digits/run.sh"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=900, stdin=subprocess.DEVNULL)
@@ -63,8 +63,7 @@ def test_main_job_prints_the_table_and_writes_summary_and_plot(main_job):
 def test_killed_driver_resumes_and_ends_with_the_same_summary(main_job, tmp_path):
     root, _ = main_job
     data, out = root / "data", tmp_path / "killed"
-    victim = subprocess.Popen(iterate_command(data, out), cwd=ROOT, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = prewarmed.Process(iterate_command(data, out), cwd=ROOT)
     # Kill inside the student's training stage, after it saved a checkpoint.
     student = out / "iter_1" / "student" / "checkpoint"
     deadline = time.time() + 600
@@ -72,12 +71,11 @@ def test_killed_driver_resumes_and_ends_with_the_same_summary(main_job, tmp_path
         time.sleep(0.05)
     assert victim.poll() is None, "the driver finished before it could be killed"
     victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    victim.communicate()
     assert not (out / "stages" / "iter_1_student_train.json").exists()
     assert (out / "stages" / "iter_1_filter.json").exists()
 
-    rerun = subprocess.run(iterate_command(data, out), cwd=ROOT, capture_output=True, text=True, timeout=900,
-                           stdin=subprocess.DEVNULL)
+    rerun = prewarmed.run(iterate_command(data, out), cwd=ROOT, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "teacher_train: done before, skipped" in rerun.stderr
     assert "iter_1_filter: done before, skipped" in rerun.stderr

@@ -4,13 +4,12 @@ full EfficientNet-B0 at 128 + 640 images per step would take days on this machin
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
+import prewarmed
 import tiny_data
 from noisy_student_tf.models import build_model
 from noisy_student_tf.models.tf1_checkpoint import tf1_weight_names
@@ -61,8 +60,7 @@ def workdir(tmp_path_factory):
 
 def run(command, cwd):
     script, *args = command.split()
-    result = subprocess.run([sys.executable, os.path.join(ROOT, script), *args], cwd=cwd, capture_output=True,
-                            text=True, timeout=1200, stdin=subprocess.DEVNULL)
+    result = prewarmed.run([os.path.join(ROOT, script), *args], cwd=cwd, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stderr
 
