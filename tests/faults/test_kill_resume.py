@@ -97,8 +97,9 @@ class Case:
     min_kills: int = 2
     ignore: tuple = ()  # final-named files whose bytes legitimately differ between runs
     check: Callable = lambda reference, killed: None  # noqa: E731 - what to compare of the ignored files
-    # A new interpreter per run (fault_harness.start): jobs that take well under a second once TensorFlow is
-    # imported would be over before most kill points.
+    # A new interpreter per run (fault_harness.start), whose start-up the early kill points land in: jobs that
+    # take a few seconds or less once TensorFlow is imported would often be over before them. Train and
+    # predict run long enough for their kill points in a fork of a pre-imported one.
     fresh: bool = False
 
 
@@ -126,7 +127,7 @@ CASES = [
          ignore=("checkpoint",), check=same_checkpoint_list),
     Case("eval", lambda r, o: ["eval.py", *COMMON, f"--label_data_dir={r}/evalset", f"--model_dir={o}"],
          lambda o: [harness.after(1, 3), harness.after(4, 7)],
-         prepare=lambda r, o: shutil.copytree(r / "teacher", o), min_kills=1),
+         prepare=lambda r, o: shutil.copytree(r / "teacher", o), min_kills=1, fresh=True),
     Case("predict", lambda r, o: ["predict.py", *predict_args(r, o)],
          lambda o: [harness.after(1, 4), harness.temp_appears(o / "predict_label"),
                     harness.final_appears(o / "predict_label", "train-info")]),
@@ -138,7 +139,7 @@ CASES = [
                        f"--label_data_dir={r}/offline/filter_data/data", "--file_prefix=train",
                        f"--num_shards={NUM_SHARDS}", "--shard_id=" + ",".join(map(str, range(NUM_SHARDS))),
                        f"--output_dir={o}", "--predict_batch_size=4"],
-         lambda o: [harness.after(1, 4), harness.temp_appears(o), harness.final_appears(o, "train-0-")]),
+         lambda o: [harness.after(1, 4), harness.temp_appears(o), harness.final_appears(o, "train-0-")], fresh=True),
     Case("proc_svhn", lambda r, o: ["proc_svhn.py", f"--raw_data_dir={r}/svhn_raw", f"--output_dir={o}",
                                     "--full_train_data"],
          lambda o: [harness.after(1, 3), harness.temp_appears(o), harness.final_appears(o, "train-", count=40)],
