@@ -39,7 +39,7 @@ sys.path.insert(0, ROOT)
 from noisy_student_tf import recipes  # noqa: E402
 from spawn import spawn_logged  # noqa: E402 (experiments/spawn.py)
 from noisy_student_tf.config import DriverConfig  # noqa: E402
-from noisy_student_tf.io_utils import atomic_write_text  # noqa: E402
+from noisy_student_tf import storage  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "experiments", "results")
 
@@ -110,7 +110,7 @@ def main_job_config(seed: int, out: str) -> DriverConfig:
 def copy_stage(main_dir: str, out: str, name: str) -> None:
     os.makedirs(os.path.join(out, "stages"), exist_ok=True)
     with open(os.path.join(main_dir, "stages", f"{name}.json")) as f:
-        atomic_write_text(os.path.join(out, "stages", f"{name}.json"), f.read())
+        storage.write_text(os.path.join(out, "stages", f"{name}.json"), f.read())
 
 
 def link(target: str, path: str) -> None:
@@ -182,7 +182,7 @@ def prepare(variant: Variant, cfg: DriverConfig) -> None:
             for name in ("predict_label", "info"):
                 shutil.rmtree(os.path.join(iter_dir, name), ignore_errors=True)
             noised_predictions(cfg, os.path.join(main_dir, "teacher"), iter_dir)
-            atomic_write_text(os.path.join(out, "stages", "iter_1_predict.json"), "{}\n")
+            storage.write_text(os.path.join(out, "stages", "iter_1_predict.json"), "{}\n")
         return
     for name in ("predict_label", "info"):
         link(os.path.join(main_dir, "iter_1", name), os.path.join(iter_dir, name))
@@ -200,7 +200,7 @@ def prepare(variant: Variant, cfg: DriverConfig) -> None:
         filter_cfg = dataclasses.replace(Driver(cfg).filter_config(iter_dir, num_image=1), use_all=True,
                                          min_threshold=0.0)
         spawn_logged(filter_unlabel.run, (filter_cfg,), os.path.join(out, "filter.log"), "the filter")
-        atomic_write_text(os.path.join(out, "stages", "iter_1_filter.json"), "{}\n")
+        storage.write_text(os.path.join(out, "stages", "iter_1_filter.json"), "{}\n")
 
 
 def run_variant(variant: Variant, seed: int) -> dict:

@@ -16,6 +16,10 @@ class CheckpointError(UserError):
     """A checkpoint is missing, unreadable, or does not fit the model."""
 
 
+class UnreachableStorage(UserError):
+    """The filesystem of a path cannot be reached at all (no network, no credentials, an unknown URL scheme)."""
+
+
 def first_line(error) -> str:
     """The informative line of an exception's message.
 
@@ -36,8 +40,16 @@ def first_line(error) -> str:
                 if label.startswith("x (") and label.endswith("= "):
                     return f"{message} (value: {value})"
             return message
-        return line[:500]
+        return _without_op_decoration(line)[:500]
     return type(error).__name__
+
+
+def _without_op_decoration(line: str) -> str:
+    """Drops what eager TF wraps around a kernel's message (`{{function_node ...}} `, ` [Op:Name] name: `) and the
+    empty tail of TFRecord read errors (`' failed with ` and no reason)."""
+    line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line)
+    line = re.sub(r"\s*\[Op:\w+\]( name: .*)?$", "", line)
+    return re.sub(r"' failed with\s*$", "", line).strip() or line
 
 
 class OutputError(UserError):

@@ -391,11 +391,16 @@ def run_main(argv, F=flags.FLAGS) -> None:
     if F.mode == "predict":
         predict.run(predict_config(F))
         return
-    # Upstream's default train_and_eval only wrote FLAGS.json and exited; here it trains, then evaluates.
-    if F.mode in ("train", "train_and_eval"):
-        train.run(train_config(F))
-    if F.mode in ("eval", "train_and_eval"):
-        evaluate.run(eval_config(F))
+    # Upstream's default train_and_eval only wrote FLAGS.json and exited; here it trains, then evaluates. Both
+    # configs are made (and eval's values checked) first: a bad eval flag must not wait for training to end.
+    train_cfg = train_config(F) if F.mode in ("train", "train_and_eval") else None
+    eval_cfg = eval_config(F) if F.mode in ("eval", "train_and_eval") else None
+    if train_cfg is not None and eval_cfg is not None:
+        evaluate.check_values(eval_cfg)
+    if train_cfg is not None:
+        train.run(train_cfg)
+    if eval_cfg is not None:
+        evaluate.run(eval_cfg)
 
 
 def run_filter_unlabel(argv, F=flags.FLAGS):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import posixpath
 
 from noisy_student_tf.errors import UserError
 
@@ -54,18 +54,20 @@ TASKS = {
 def get_task(name: str) -> TaskInfo:
     if name in TASKS:
         return TASKS[name]
-    if name.endswith(".json") or os.path.isfile(name):
+    from noisy_student_tf import storage  # TensorFlow's file layer: imported only when a file is named
+
+    if name.endswith(".json") or storage.isfile(name):
         return load_task_file(name)
     raise UserError(f"unknown --task_name={name!r}: choose one of {', '.join(TASKS)}, or give the path of a "
                     "task_info.json (prepro_images.py writes one)")
 
 
 def load_task_file(path: str) -> TaskInfo:
+    from noisy_student_tf import storage
+
+    text = storage.read_text(path, "--task_name: task file")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise UserError(f"--task_name: task file {path} does not exist") from None
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"--task_name: {path} is not valid JSON ({e})") from None
     fields = {f.name for f in dataclasses.fields(TaskInfo)}
@@ -74,7 +76,7 @@ def load_task_file(path: str) -> TaskInfo:
     if unknown or missing or not isinstance(data, dict):
         raise UserError(f"--task_name: {path} must be a JSON object with keys from {sorted(fields)} "
                         f"(unknown: {sorted(unknown)}, missing: {sorted(missing)})")
-    data.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    data.setdefault("name", posixpath.splitext(storage.basename(path))[0])
     for key in ("num_train_images", "num_eval_images", "num_test_images"):
         data.setdefault(key, None)
     try:
@@ -87,6 +89,6 @@ def load_task_file(path: str) -> TaskInfo:
 
 
 def write_task_file(path: str, task: TaskInfo) -> None:
-    from noisy_student_tf.io_utils import atomic_write_text
+    from noisy_student_tf import storage
 
-    atomic_write_text(path, json.dumps(dataclasses.asdict(task), indent=2) + "\n")
+    storage.write_text(path, json.dumps(dataclasses.asdict(task), indent=2) + "\n")

@@ -14,7 +14,7 @@ import flag_helper
 import jobs_helper
 import prewarmed
 import tiny_data
-from noisy_student_tf import flag_adapters, io_utils
+from noisy_student_tf import flag_adapters, storage
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.models.inference import model_from_config
 from noisy_student_tf.tasks import get_task
@@ -243,7 +243,7 @@ def test_a_failed_export_leaves_the_old_output_and_no_temporaries(trained, tmp_p
     child = subprocess.Popen(["true"])
     child.wait()
     dead_pid = child.pid
-    leftover = tmp_path / f".out.tmp-{io_utils._HOST}-{dead_pid}-abc"
+    leftover = tmp_path / f".out.tmp-{storage.HOST}-{dead_pid}-abc"
     leftover.mkdir()
 
     def crash(*args, **kwargs):

@@ -85,6 +85,23 @@ def test_killed_driver_resumes_and_ends_with_the_same_summary(main_job, tmp_path
     assert fault_harness.temporaries(str(out)) == []  # the killed save's leftovers were cleaned up
 
 
+def test_the_main_job_with_every_path_on_ram_gives_the_same_summary_and_files(main_job, tmp_path):
+    """`run_noisy_student` in one process with every path on ram:// (TensorFlow's in-memory filesystem, standing
+    in for gs://; the data copied there first) equals the local run of the same command: the same summary, the
+    same files byte for byte (up to the run's root path, ram://'s missing modification times in `.inputs` records,
+    and TensorBoard event files, compared by their scalars), and nothing written to local disk."""
+    root, _ = main_job
+    report_path = tmp_path / "report.json"
+    result = prewarmed.run([os.path.join(ROOT, "tests", "ram_main_job.py"), str(root), str(tmp_path / "work"),
+                            str(report_path), json.dumps(SHRUNK)], cwd=str(tmp_path), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["summary"] == report["local_summary"]
+    assert report["files"] > 50 and (report["only_local"], report["only_ram"], report["differ"]) == ([], [], [])
+    assert report["events"][0] == report["events"][1] and len(report["events"][0]) == 2 and report["scalars_equal"]
+    assert report["left_locally"] == {"cwd": [], "tmp": []}
+
+
 def driver_config(args):
     """iterate.py's command line through its adapter: this test is about what a re-run of a command does."""
     values = flags.FlagValues()

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from noisy_student_tf.config import AugmentConfig, InputConfig, ModelConfig
 from noisy_student_tf.data import preprocessing, records
-from noisy_student_tf.errors import UserError
+from noisy_student_tf.errors import UnreachableStorage, UserError
 
 TFDS_PREFIX = "tfds:"
 READ_BUFFER_BYTES = 8 * 1024 * 1024  # upstream: 8 MiB read buffer per file
@@ -39,7 +39,7 @@ def stream_seed(seed: int, stream: int, pipeline_id: int) -> int:
 def _record_stream(files, *, use_cache: bool, seed: int) -> tf.data.Dataset:
     """Serialized records of `files`, shuffled and repeated forever, in an order fixed by `seed`."""
     dataset = tf.data.Dataset.from_tensor_slices(files)
-    read = lambda f: tf.data.TFRecordDataset(f, buffer_size=READ_BUFFER_BYTES)  # noqa: E731
+    read = no_autograph(lambda f: tf.data.TFRecordDataset(f, buffer_size=READ_BUFFER_BYTES))
     cycle = min(MAX_INTERLEAVE, len(files))
     if use_cache:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=False)
@@ -203,7 +203,7 @@ def train_dataset(inputs: InputConfig, augment: AugmentConfig, model: ModelConfi
                      .batch(unl_batch, drop_remainder=True))
         dataset = tf.data.Dataset.zip({"labeled": labeled, "unlabeled": unlabeled})
     else:
-        dataset = labeled.map(lambda lab: {"labeled": lab})
+        dataset = labeled.map(no_autograph(lambda lab: {"labeled": lab}))
     options = tf.data.Options()
     options.deterministic = True
     # Sharding is done above, per file and input pipeline (upstream's per-host sharding).
@@ -231,6 +231,8 @@ def eval_subsets(data_dir: str) -> list[str]:
         try:
             records.find_files(data_dir, [subset])
             found.append(subset)
+        except UnreachableStorage:
+            raise
         except UserError:
             pass
     if "dev" in found or "test" in found:

@@ -6,12 +6,10 @@ All files are uncompressed TFRecords of serialized `tf.train.Example`s; images a
 
 from __future__ import annotations
 
-import os
-
 import tensorflow as tf
 
-from noisy_student_tf.errors import UserError
-from noisy_student_tf.io_utils import atomic_output
+from noisy_student_tf import storage
+from noisy_student_tf.errors import UserError, first_line
 
 # Labeled records, as upstream `data_input.py`, `TFExampleInput.dataset_parser` reads them. Labels are 1-based on disk.
 LABELED_FEATURES = {
@@ -118,7 +116,7 @@ def prediction_example(probabilities, predicted_class: int) -> bytes:
 def write_records(path: str, serialized_records) -> int:
     """Writes records atomically (temporary name, then rename); returns how many were written."""
     count = 0
-    with atomic_output(path) as tmp:
+    with storage.atomic_output(path) as tmp:
         with tf.io.TFRecordWriter(tmp) as writer:
             for record in serialized_records:
                 writer.write(record)
@@ -132,15 +130,35 @@ def find_files(data_dirs: str, prefixes, flag: str = "--label_data_dir") -> list
         raise UserError(f"{flag} is empty: give the directory holding the TFRecord shards")
     files = []
     for directory in data_dirs.split(";"):
-        if not tf.io.gfile.isdir(directory):
+        if not storage.isdir(directory):
             raise UserError(f"{flag}: directory {directory!r} does not exist")
         for prefix in prefixes:
-            files += tf.io.gfile.glob(os.path.join(directory, f"{prefix}*"))
-    files = sorted(f for f in files if not os.path.basename(f).startswith("."))
+            files += storage.glob(storage.join(directory, f"{prefix}*"))
+    files = sorted(f for f in files if not storage.basename(f).startswith("."))
     if not files:
         patterns = ", ".join(f"{p}*" for p in prefixes)
         raise UserError(f"{flag}={data_dirs!r}: no files matching {patterns}")
     return files
+
+
+READ_ERRORS = (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError)
+
+
+def first_unreadable(files, features: dict | None = None) -> tuple[str, str] | None:
+    """(file, reason) for the first of `files` whose records cannot be read (corrupt or truncated, or, with
+    `features`, not parseable with them), or None. A training stream interleaves many files and TensorFlow's read
+    errors do not say which one failed; this reads them one by one to name it."""
+    for path in files:
+        dataset = tf.data.TFRecordDataset(path).batch(1024)
+        if features is not None:
+            dataset = dataset.map(tf.autograph.experimental.do_not_convert(
+                lambda batch: tf.io.parse_example(batch, features)))
+        try:
+            for _ in dataset:
+                pass
+        except READ_ERRORS as e:
+            return path, first_line(e)
+    return None
 
 
 # --- A fast writer for the pseudo-labelled records of filter_unlabel and reassign ---

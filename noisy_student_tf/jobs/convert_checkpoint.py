@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 from absl import logging
 
+from noisy_student_tf import storage
 from noisy_student_tf.config import ConvertConfig
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.io_utils import atomic_output
 from noisy_student_tf.models import MODEL_TABLE, build_model, default_image_size
 from noisy_student_tf.models import tf1_checkpoint
 
@@ -31,7 +29,7 @@ def tf1_to_keras(cfg: ConvertConfig) -> str:
     report = tf1_checkpoint.load_tf1_checkpoint(model, cfg.tf1_ckpt, scope=cfg.scope,
                                                 prefer_ema=cfg.use_ema)
     logging.info("%s", report.summary())
-    with atomic_output(output, suffix=".keras") as tmp:
+    with storage.atomic_output(output, suffix=".keras") as tmp:
         model.save(tmp)
     logging.info("wrote %s (%s, %d classes, %dx%d input)", output, model_name, num_classes, size, size)
     return output
@@ -42,7 +40,7 @@ def keras_to_tf1(cfg: ConvertConfig) -> str:
 
     if not cfg.keras_model:
         raise UserError("--keras_model is required with --to_tf1: the .keras file to convert")
-    if not os.path.isfile(cfg.keras_model):
+    if not storage.isfile(cfg.keras_model):
         raise UserError(f"--keras_model={cfg.keras_model!r}: no such file")
     output = cfg.output or cfg.tf1_ckpt
     if not output:

@@ -4,15 +4,14 @@ EMA weights of model_dir's latest checkpoint, every image counted; also written 
 from __future__ import annotations
 
 import json
-import os
 
 import tensorflow as tf
 from absl import logging
 
-from noisy_student_tf import robustness
-from noisy_student_tf.data.inputs import eval_dataset, eval_subsets
+from noisy_student_tf import robustness, storage
+from noisy_student_tf.data import records
+from noisy_student_tf.data.inputs import TFDS_PREFIX, eval_dataset, eval_subsets
 from noisy_student_tf.errors import UserError, first_line
-from noisy_student_tf.io_utils import atomic_write_text, remove_dead_temporaries
 from noisy_student_tf.config import EvalConfig
 from noisy_student_tf.jobs.restore import restore_model
 from noisy_student_tf.models.inference import clean_logits
@@ -45,9 +44,8 @@ def evaluate_subset(model, dataset, *, mean, std, num_classes: int, label_smooth
             "loss": float(ce / count), "num_images": int(count)}
 
 
-def validate(cfg: EvalConfig) -> None:
-    """Checks `cfg` before any work (the data directory only under robustness: otherwise a missing checkpoint
-    is reported first, as before)."""
+def check_values(cfg: EvalConfig) -> None:
+    """The checks of `cfg` that read no file (main.py's train_and_eval makes them before training)."""
     if not cfg.model_dir:
         raise UserError("--model_dir is required: the training run to evaluate")
     if not cfg.label_data_dir:
@@ -57,6 +55,13 @@ def validate(cfg: EvalConfig) -> None:
     if cfg.robustness is not None:
         robustness.check_corruptions(cfg.robustness.corruptions)
         robustness.parse_epsilons(cfg.robustness.fgsm_epsilons)
+
+
+def validate(cfg: EvalConfig) -> None:
+    """Checks `cfg` before any work (the data directory only under robustness: otherwise a missing checkpoint
+    is reported first, as before)."""
+    check_values(cfg)
+    if cfg.robustness is not None:
         subsets = eval_subsets(cfg.label_data_dir)
         if cfg.robustness.subset not in subsets:
             raise UserError(f"--robustness_subset={cfg.robustness.subset!r}: {cfg.label_data_dir} has "
@@ -82,6 +87,12 @@ def run(cfg: EvalConfig) -> dict:
             result = evaluate_subset(model, _dataset(cfg, subset), mean=cfg.task.mean, std=cfg.task.std,
                                      num_classes=cfg.model.num_classes, label_smoothing=cfg.label_smoothing)
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+            found = None
+            if isinstance(e, tf.errors.DataLossError) and not cfg.label_data_dir.startswith(TFDS_PREFIX):
+                found = records.first_unreadable(records.find_files(cfg.label_data_dir, [subset]))
+            if found is not None:
+                raise UserError(f"bad {subset} data: {found[0]} is corrupt or truncated ({found[1]}); write it "
+                                "again, or move it out of --label_data_dir") from None
             raise UserError(f"bad {subset} data in {cfg.label_data_dir}: {first_line(e)}") from None
         result["loss"] += wd_loss  # upstream's eval loss includes the weight decay term
         flag, count = expected.get(subset, (None, None))
@@ -90,9 +101,8 @@ def run(cfg: EvalConfig) -> dict:
         logging.info("%s: top-1 %.4f  top-5 %.4f  loss %.4f  (%d images)", subset, result["top_1_accuracy"],
                      result["top_5_accuracy"], result["loss"], result["num_images"])
         results[subset] = result
-    os.makedirs(cfg.model_dir, exist_ok=True)
-    remove_dead_temporaries(cfg.model_dir)  # a results file whose writer was killed (live writers' are kept)
-    atomic_write_text(os.path.join(cfg.model_dir, RESULTS_FILE), json.dumps(results, indent=2) + "\n")
+    storage.remove_dead_temporaries(cfg.model_dir)  # a results file whose writer was killed (live ones are kept)
+    storage.write_text(storage.join(cfg.model_dir, RESULTS_FILE), json.dumps(results, indent=2) + "\n")
     if cfg.robustness is not None:
         results["robustness"] = evaluate_robustness(cfg, model)
     return results
@@ -114,5 +124,5 @@ def evaluate_robustness(cfg: EvalConfig, model) -> dict:
                                  corruptions=robustness.check_corruptions(rob.corruptions), epsilons=epsilons,
                                  seed=rob.seed, log=logging.info)
     result["subset"] = rob.subset
-    atomic_write_text(os.path.join(cfg.model_dir, ROBUSTNESS_FILE), json.dumps(result, indent=2) + "\n")
+    storage.write_text(storage.join(cfg.model_dir, ROBUSTNESS_FILE), json.dumps(result, indent=2) + "\n")
     return result

@@ -21,17 +21,14 @@ checkpoint's weights are float32 whatever precision training ran in.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import keras
 import tensorflow as tf
 from absl import logging
 
+from noisy_student_tf import derivations, storage
 from noisy_student_tf.data import preprocessing
 from noisy_student_tf.errors import UserError
-# The temporary-name scheme of io_utils, so that exports' temporary directories are named and cleaned alike.
-from noisy_student_tf.io_utils import _HOST, _TEMP, _alive, temp_path_for
 from noisy_student_tf.config import ExportConfig
 from noisy_student_tf.jobs.restore import restore_model
 from noisy_student_tf.models import tf1_checkpoint
@@ -98,10 +95,10 @@ def check_output(output: str | None, overwrite: bool) -> str:
     if not output:
         raise UserError("--output is required: the directory to write model.keras, saved_model/ and "
                         "export_info.json into")
-    output = os.path.abspath(output)
-    if os.path.exists(output) and not os.path.isdir(output):
+    output = storage.absolute(output)
+    if storage.exists(output) and not storage.isdir(output):
         raise UserError(f"--output={output} is a file: give the path of a directory to create")
-    if os.path.isdir(output) and os.listdir(output) and not overwrite:
+    if storage.isdir(output) and storage.listdir(output) and not overwrite:
         raise UserError(f"--output={output} exists and is not empty: pass --overwrite to replace it, or choose "
                         "another directory")
     return output
@@ -109,14 +106,13 @@ def check_output(output: str | None, overwrite: bool) -> str:
 
 def remove_dead_exports(output: str) -> None:
     """Deletes temporary siblings `.<name>.tmp-...` of `output` left by killed exports on this host."""
-    parent, base = os.path.split(output)
-    for name in os.listdir(parent):
-        match = _TEMP.match(name)
-        if (not name.startswith(f".{base}.tmp-") or not match or match["host"] != _HOST
-                or int(match["pid"]) == os.getpid() or _alive(int(match["pid"]))):
-            continue
-        shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-        logging.info("removed %s, left by an interrupted export", name)
+    parent, base = storage.parent(output), storage.basename(output)
+    if not storage.isdir(parent):
+        return
+    for name in storage.listdir(parent):
+        if name.startswith(f".{base}.tmp-") and storage.is_dead_temporary(name):
+            storage.remove_tree(storage.join(parent, name))
+            logging.info("removed %s, left by an interrupted export", name)
 
 
 def export_info(cfg: ExportConfig, prefix: str, description: str) -> dict:
@@ -147,49 +143,48 @@ def export_info(cfg: ExportConfig, prefix: str, description: str) -> dict:
 
 
 def write_export(directory: str, model: keras.Model, cfg: ExportConfig, info: dict) -> None:
-    os.makedirs(directory)
-    model.save(os.path.join(directory, KERAS_FILE))
+    """The three parts, export_info.json last: its presence marks a complete export."""
+    storage.makedirs(directory)
+    model.save(storage.join(directory, KERAS_FILE))
     module = ServingModule(model, image_size=cfg.model.image_size, small_image_model=cfg.model.small_image_model,
                            mean=cfg.task.mean, std=cfg.task.std)
-    tf.saved_model.save(module, os.path.join(directory, SAVED_MODEL_DIR),
+    tf.saved_model.save(module, storage.join(directory, SAVED_MODEL_DIR),
                         signatures={"serving_default": module.serve_bytes, "serve_images": module.serve_images})
-    with open(os.path.join(directory, INFO_FILE), "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=2)
-        f.write("\n")
+    storage.write_text(storage.join(directory, INFO_FILE), json.dumps(info, indent=2) + "\n")
 
 
 def move_into_place(tmp: str, output: str) -> None:
-    """Renames the finished export to `output`; an old export there is only removed after that."""
+    """Renames the finished export to `output` (on an object store file by file, export_info.json last); an
+    old export there is only removed after that."""
     old = None
-    if os.path.isdir(output):
-        if os.listdir(output):
-            old = temp_path_for(output)
-            os.rename(output, old)
+    if storage.isdir(output):
+        if storage.listdir(output):
+            old = storage.temp_path_for(output)
+            storage.move_tree(output, old)
         else:
-            os.rmdir(output)
-    os.rename(tmp, output)
+            storage.remove_tree(output)
+    storage.move_tree(tmp, output, last=INFO_FILE)
     if old:
-        shutil.rmtree(old, ignore_errors=True)
+        storage.remove_tree(old)
 
 
 def run(cfg: ExportConfig) -> str:
     """Exports the checkpoint `cfg` names; returns the output directory."""
+    derivations.require_model_name(cfg.model.model_name)  # flags first, files after
     output = check_output(cfg.output, cfg.overwrite)
     # Serving in float32 whatever the training precision; the checkpoint's variables are float32.
     keras.mixed_precision.set_global_policy("float32")
     model, description = restore_model(cfg.model, cfg.checkpoint, use_ema=cfg.use_ema, what=cfg.checkpoint_flag)
     logging.info("exporting %s", description)
     prefix = tf1_checkpoint.resolve_checkpoint_path(cfg.checkpoint)  # the checkpoint actually read, for the record
-    prefix = prefix if "://" in prefix else os.path.abspath(prefix)
-    info = export_info(cfg, prefix, description)
-    tmp = temp_path_for(output)  # a hidden sibling: same file system, so the final rename is atomic
+    info = export_info(cfg, storage.absolute(prefix), description)
+    tmp = storage.temp_path_for(output)  # a hidden sibling: same file system, so the final rename is atomic
     remove_dead_exports(output)
     try:
         write_export(tmp, model, cfg, info)
         move_into_place(tmp, output)
     finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        storage.remove_tree(tmp)
     logging.info("wrote %s (%s, %d classes, %dx%d input)", output, cfg.model.model_name,
                  cfg.model.num_classes, cfg.model.image_size, cfg.model.image_size)
     return output

@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import time
 
 from absl import logging
 
-from noisy_student_tf import derivations
+from noisy_student_tf import derivations, storage
 from noisy_student_tf.config import DriverConfig, EvalConfig, PredictConfig, TeacherConfig, TrainConfig
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.io_utils import atomic_write_text
 from noisy_student_tf.progress import format_duration
 from noisy_student_tf.tasks import get_task
 
@@ -44,14 +42,15 @@ class Stage:
     name: str
     describe: str
     run: object  # () -> dict, the stage's result (kept in its marker file)
+    config: object = None  # the job config it runs, whose values are checked before any stage starts
 
 
 def unlabeled_shards(directory: str, prefix: str) -> int:
     """The N of `<prefix>-SSSSS-of-NNNNN` files in `directory`, checking that shards 0..N-1 are all there."""
-    if not os.path.isdir(directory):
+    if not storage.isdir(directory):
         raise UserError(f"--unlabel_data_dir={directory!r} does not exist")
     totals, indices = set(), set()
-    for name in os.listdir(directory):
+    for name in storage.listdir(directory):
         match = SHARD_PATTERN.match(name)
         if match and match["prefix"] == prefix:
             totals.add(int(match["total"]))
@@ -70,7 +69,7 @@ def _predicted_images(info_dir: str) -> int:
     """The unlabeled images predict counted (its info files), instead of reading every record again."""
     from noisy_student_tf.offline import shard_io
 
-    return sum(shard_io.read_info(os.path.join(info_dir, name)) for name in sorted(os.listdir(info_dir))
+    return sum(shard_io.read_info(storage.join(info_dir, name)) for name in storage.listdir(info_dir)
                if name.startswith("info-") and name.endswith(".txt"))
 
 
@@ -93,13 +92,16 @@ class Driver:
         from noisy_student_tf.data.records import check_file_prefix
 
         check_file_prefix(cfg.unlabel_file_prefix, "--unlabel_file_prefix")
-        self.num_shards = unlabeled_shards(cfg.unlabel_data_dir, cfg.unlabel_file_prefix)
         if cfg.offline_engine not in ("tools", "beam"):
             raise UserError(f"--offline_engine must be tools or beam, got {cfg.offline_engine!r}")
         if cfg.offline_engine == "beam":
             from noisy_student_tf.offline.beam_pipeline import check_pipeline_args
 
             check_pipeline_args(cfg.beam_options)
+        # The filter's values now, not after the teacher has trained (the shard count is a placeholder).
+        self.num_shards = 1
+        self.filter_config(storage.join(cfg.output_dir, "iter_1"), cfg.num_image or 1).validate()
+        self.num_shards = unlabeled_shards(cfg.unlabel_data_dir, cfg.unlabel_file_prefix)
 
     # --- each stage's config, composed from the driver's ---
     def _model(self, model_name: str):
@@ -188,7 +190,7 @@ class Driver:
         cfg = self.cfg
         num_image = cfg.num_image
         if not num_image:  # unlabeled images / classes, counted before the pipeline (the tools read info files)
-            images = sum(shard_io.count_records(os.path.join(predict_cfg.input_dir, records_lib.shard_name(
+            images = sum(shard_io.count_records(storage.join(predict_cfg.input_dir, records_lib.shard_name(
                 predict_cfg.file_prefix, shard, predict_cfg.num_shards))) for shard in predict_cfg.shards)
             num_image = max(1, images // self.num_classes)
         stats = beam_pipeline.run(beam_pipeline.BeamConfig(
@@ -205,50 +207,52 @@ class Driver:
 
     def stages(self) -> list[Stage]:
         cfg = self.cfg
-        teacher_dir = os.path.join(cfg.output_dir, "teacher")
+        teacher_dir = storage.join(cfg.output_dir, "teacher")
         # The teacher trains with the same input noise as the students (the paper's baselines use RandAugment
         # too); only the pseudo-labelling is done clean.
         teacher = self.train_config(teacher_dir, cfg.teacher_model_name, steps=cfg.teacher_train_steps,
                                     seed=cfg.seed * 100,
                                     batch_size=cfg.teacher_train_batch_size or cfg.train_batch_size)
+        teacher_eval = self.eval_config(teacher_dir, cfg.teacher_model_name)
         stages = [
             Stage("teacher_train", f"train the teacher ({cfg.teacher_model_name}, labeled data only)",
-                  lambda: self._train(teacher)),
-            Stage("teacher_eval", "evaluate the teacher",
-                  lambda c=self.eval_config(teacher_dir, cfg.teacher_model_name): self._eval(c)),
+                  lambda: self._train(teacher), teacher),
+            Stage("teacher_eval", "evaluate the teacher", lambda c=teacher_eval: self._eval(c), teacher_eval),
         ]
         previous_dir, previous_name = teacher_dir, cfg.teacher_model_name
         for k, name in enumerate(self.student_names, start=1):
-            iter_dir = os.path.join(cfg.output_dir, f"iter_{k}")
-            student_dir = os.path.join(iter_dir, "student")
+            iter_dir = storage.join(cfg.output_dir, f"iter_{k}")
+            student_dir = storage.join(iter_dir, "student")
             student = self.train_config(
                 student_dir, name, steps=cfg.student_train_steps, seed=cfg.seed * 100 + k,
                 batch_size=cfg.train_batch_size, unlabel_data_dir=f"{iter_dir}/filter_data/data",
                 init_model_path=previous_dir if cfg.init_student_from_teacher else None)
             predict_cfg = self.predict_config(previous_dir, previous_name, iter_dir)
+            student_eval = self.eval_config(student_dir, name)
             if cfg.offline_engine == "beam":
                 stages.append(Stage(f"iter_{k}_pseudo_label", f"iteration {k}: pseudo-label the unlabeled data with "
                                     f"{previous_dir}, filter and balance (Apache Beam)",
-                                    lambda c=predict_cfg, i=iter_dir: self._pseudo_label_with_beam(c, i)))
+                                    lambda c=predict_cfg, i=iter_dir: self._pseudo_label_with_beam(c, i),
+                                    predict_cfg))
             else:
                 stages += [
                     Stage(f"iter_{k}_predict", f"iteration {k}: pseudo-label the unlabeled data with {previous_dir}",
-                          lambda c=predict_cfg: self._predict(c)),
+                          lambda c=predict_cfg: self._predict(c), predict_cfg),
                     Stage(f"iter_{k}_filter", f"iteration {k}: filter by confidence and balance the classes",
                           lambda i=iter_dir: self._filter(i)),
                 ]
             stages += [
                 Stage(f"iter_{k}_student_train", f"iteration {k}: train the noised student ({name})",
-                      lambda c=student: self._train(c)),
+                      lambda c=student: self._train(c), student),
                 Stage(f"iter_{k}_student_eval", f"iteration {k}: evaluate the student",
-                      lambda c=self.eval_config(student_dir, name): self._eval(c)),
+                      lambda c=student_eval: self._eval(c), student_eval),
             ]
             previous_dir, previous_name = student_dir, name
         return stages
 
     # --- running ---
     def _marker(self, stage: Stage) -> str:
-        return os.path.join(self.cfg.output_dir, "stages", f"{stage.name}.json")
+        return storage.join(self.cfg.output_dir, "stages", f"{stage.name}.json")
 
     def _settings(self) -> dict:
         if self.cfg.settings is not None:
@@ -258,36 +262,46 @@ class Driver:
         return json.loads(json.dumps(record))  # tuples as lists, as they read back
 
     def _check_settings(self) -> None:
-        path = os.path.join(self.cfg.output_dir, SETTINGS_FILE)
+        path = storage.join(self.cfg.output_dir, SETTINGS_FILE)
         settings = self._settings()
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                recorded = json.load(f)
+        if storage.exists(path):
+            recorded = storage.read_json(path)
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
             if changed:
                 raise UserError(f"--output_dir={self.cfg.output_dir!r} holds a run with other settings (changed: "
                                 f"{', '.join(changed)}); use another --output_dir, or delete it to start over")
         else:
-            os.makedirs(self.cfg.output_dir, exist_ok=True)
-            atomic_write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+            storage.write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+    @staticmethod
+    def check_values(stages: list[Stage]) -> None:
+        """Every stage's config values, before the first stage writes anything."""
+        from noisy_student_tf.jobs import evaluate, train
+
+        for stage in stages:
+            if isinstance(stage.config, TrainConfig):
+                train.validate(stage.config)
+            elif isinstance(stage.config, EvalConfig):
+                evaluate.check_values(stage.config)
+            elif isinstance(stage.config, PredictConfig):
+                stage.config.validate()
 
     def run(self) -> dict:
-        self._check_settings()
         stages = self.stages()
+        self.check_values(stages)
+        self._check_settings()
         started = time.monotonic()
         results = {}
         for number, stage in enumerate(stages, start=1):
             marker = self._marker(stage)
-            if os.path.exists(marker):
-                with open(marker, encoding="utf-8") as f:
-                    results[stage.name] = json.load(f)
+            if storage.exists(marker):
+                results[stage.name] = storage.read_json(marker)
                 logging.info("stage %d/%d %s: done before, skipped", number, len(stages), stage.name)
                 continue
             logging.info("stage %d/%d %s: %s (%s since the start)", number, len(stages), stage.name, stage.describe,
                          format_duration(time.monotonic() - started))
             results[stage.name] = stage.run()
-            os.makedirs(os.path.dirname(marker), exist_ok=True)
-            atomic_write_text(marker, json.dumps(results[stage.name], indent=2, sort_keys=True) + "\n")
+            storage.write_text(marker, json.dumps(results[stage.name], indent=2, sort_keys=True) + "\n")
         summary = self.summary(results)
         logging.info("all %d stages done in %s", len(stages), format_duration(time.monotonic() - started))
         return summary
@@ -301,11 +315,11 @@ class Driver:
         summary = {"teacher": top1(results["teacher_eval"]),
                    "iterations": [top1(results[f"iter_{k}_student_eval"])
                                   for k in range(1, len(self.student_names) + 1)]}
-        atomic_write_text(os.path.join(out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+        storage.write_text(storage.join(out, "summary.json"), json.dumps(summary, indent=2) + "\n")
         table = format_table(summary, self.cfg.teacher_model_name, self.student_names)
         print(table, flush=True)
-        atomic_write_text(os.path.join(out, "summary.md"), table + "\n")
-        plot_summary(summary, os.path.join(out, "accuracy.png"))
+        storage.write_text(storage.join(out, "summary.md"), table + "\n")
+        plot_summary(summary, storage.join(out, "accuracy.png"))
         return summary
 
 
@@ -334,8 +348,6 @@ def plot_summary(summary: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from noisy_student_tf.io_utils import atomic_output
-
     points = [summary["teacher"]] + summary["iterations"]
     xs = list(range(len(points)))
     figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
@@ -347,6 +359,5 @@ def plot_summary(summary: dict, path: str) -> None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    with atomic_output(path, suffix=".png") as tmp:
-        figure.savefig(tmp)
+    storage.write_bytes(path, storage.figure_png(figure))
     plt.close(figure)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from noisy_student_tf import derivations
+from noisy_student_tf import derivations, storage
 from noisy_student_tf.config import TrainConfig
-from noisy_student_tf.data.inputs import train_dataset
+from noisy_student_tf.data import records
+from noisy_student_tf.data.inputs import TFDS_PREFIX, train_dataset
 from noisy_student_tf.errors import CheckpointError, UserError
-from noisy_student_tf.io_utils import atomic_write_text
 from noisy_student_tf.models import describe_model, tf1_checkpoint
 from noisy_student_tf.training import checkpoints, strategy as strategy_lib
 from noisy_student_tf.training.trainer import Trainer
@@ -76,9 +75,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 def resolve_seed(cfg: TrainConfig) -> int:
     """The run's seed: a resumed run keeps the one stored in its checkpoint; otherwise `cfg.seed`, or one drawn
     now (and stored with the first checkpoint and in FLAGS.json)."""
-    latest = tf.train.latest_checkpoint(cfg.model_dir) if tf.io.gfile.isdir(cfg.model_dir) else None
+    latest = tf.train.latest_checkpoint(cfg.model_dir) if storage.isdir(cfg.model_dir) else None
     if latest and checkpoints.is_object_checkpoint(latest):
-        reader = tf.train.load_checkpoint(latest)
+        reader = tf.compat.v1.train.NewCheckpointReader(latest)
         if reader.has_tensor(SEED_KEY):
             stored = int(reader.get_tensor(SEED_KEY))
             if cfg.seed is not None and stored != cfg.seed:
@@ -105,12 +104,11 @@ def flag_values(cfg: TrainConfig) -> dict:
 
 def write_run_files(cfg: TrainConfig) -> None:
     """FLAGS.json (compact, list-valued flags included, as upstream) and model_params.txt (only if absent)."""
-    os.makedirs(cfg.model_dir, exist_ok=True)
-    atomic_write_text(os.path.join(cfg.model_dir, "FLAGS.json"), json.dumps(flag_values(cfg)))
-    params_path = os.path.join(cfg.model_dir, "model_params.txt")
-    if not os.path.exists(params_path):
+    storage.write_json(storage.join(cfg.model_dir, "FLAGS.json"), flag_values(cfg))
+    params_path = storage.join(cfg.model_dir, "model_params.txt")
+    if not storage.exists(params_path):
         m = cfg.model
-        atomic_write_text(params_path, describe_model(
+        storage.write_text(params_path, describe_model(
             m.model_name, m.num_classes, small_image_model=m.small_image_model, dropout_rate=m.dropout_rate,
             stochastic_depth_rate=m.stochastic_depth_rate, width_coefficient=m.width_coefficient,
             depth_coefficient=m.depth_coefficient))
@@ -143,7 +141,18 @@ def run(cfg: TrainConfig) -> dict:
     # The run files are written once the first step has read real input: a run stopped by bad input leaves
     # nothing behind.
     return trainer.run(dataset_fn(cfg, trainer.num_replicas), input_description=inputs,
-                       on_started=lambda: write_run_files(cfg) if trainer.chief else None)
+                       on_started=lambda: write_run_files(cfg) if trainer.chief else None,
+                       input_files=lambda: input_files(cfg))
+
+
+def input_files(cfg: TrainConfig) -> list[str]:
+    """The TFRecord files training reads (a TFDS data set has none of ours)."""
+    files = []
+    if not cfg.input.label_data_dir.startswith(TFDS_PREFIX):
+        files += records.find_files(cfg.input.label_data_dir, ["train"])
+    if cfg.input.unlabel_ratio:
+        files += records.find_files(cfg.input.unlabel_data_dir, ["train", "extra"], flag="--unlabel_data_dir")
+    return files
 
 
 def dataset_fn(cfg: TrainConfig, num_replicas: int):

@@ -235,12 +235,13 @@ def _dropout(rate: float, name: str, noise_shape=None) -> layers.Dropout:
 
     The layer's `seed_generator` is swapped for a `ReplicaSeedGenerator`. It is not part of the layer config,
     so a reloaded model gets a plain `SeedGenerator` (same distribution, replicas no longer decorrelated);
-    its state variable (path `.../seed_generator_state`) is tracked by the layer like the original one, so
-    `model.variables` still lists exactly one seed state per dropout layer.
+    its state variable (path `<layer name>_seed_generator/seed_generator_state`) is tracked by the layer like the
+    original one, so `model.variables` still lists exactly one seed state per dropout layer. Named after its layer
+    (not Keras' per-process counter), so a checkpoint's object graph is the same in every run.
     """
     layer = layers.Dropout(rate, noise_shape=noise_shape, name=name)
     old = layer.seed_generator
-    new = ReplicaSeedGenerator(layer.seed, name=old.name)
+    new = ReplicaSeedGenerator(layer.seed, name=f"{name}_seed_generator")
     layer._tracker.replace_tracked_value("seed_generators", old, new)
     layer.seed_generator = new
     return layer

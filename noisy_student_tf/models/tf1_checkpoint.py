@@ -11,12 +11,12 @@ shadows preferred, raw variables as a fallback: the released L2 checkpoints hold
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 
 import numpy as np
 import tensorflow as tf
 
+from noisy_student_tf import storage
 from noisy_student_tf.errors import CheckpointError
 
 EMA_SUFFIX = "ExponentialMovingAverage"
@@ -91,18 +91,18 @@ def resolve_checkpoint_path(path: str) -> str:
     if not path:
         raise CheckpointError("no checkpoint path given")
     path = re.sub(r"\.(index|meta|data-\d{5}-of-\d{5})$", "", path)
-    if tf.io.gfile.isdir(path):
+    if storage.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is None:
             # The original SVHN teacher tarball unpacks to teacher_ckpt/model.ckpt.* without an index file.
-            prefixes = [name[:-len(".index")] for name in tf.io.gfile.glob(os.path.join(path, "*.index"))]
+            prefixes = [name[:-len(".index")] for name in storage.glob(storage.join(path, "*.index"))]
             if len(prefixes) == 1:
                 return prefixes[0]
             raise CheckpointError(
                 f"checkpoint directory {path!r} holds no usable checkpoint (no 'checkpoint' file naming an "
                 "existing model.ckpt-*). Pass the checkpoint prefix itself, e.g. DIR/model.ckpt-1000.")
         return latest
-    if tf.io.gfile.exists(path + ".index"):
+    if storage.exists(path + ".index"):
         return path
     raise CheckpointError(
         f"checkpoint {path!r} not found: expected the file {path}.index. Give a checkpoint prefix "
@@ -111,7 +111,9 @@ def resolve_checkpoint_path(path: str) -> str:
 
 def read_checkpoint_shapes(prefix: str) -> tuple[object, dict[str, list[int]]]:
     try:
-        reader = tf.train.load_checkpoint(prefix)
+        # The reader of a prefix itself: tf.train.load_checkpoint first asks whether the prefix is a directory,
+        # which TensorFlow's ram:// filesystem answers yes for any name prefix.
+        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
         return reader, reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
         raise CheckpointError(f"cannot read checkpoint {prefix!r}: {e}") from None
@@ -264,7 +266,7 @@ def save_tf1_checkpoint(model, prefix: str, *, model_name: str | None = None, sc
     if scope not in scopes:
         raise ValueError(f"scope must be 'student' or 'teacher', got {scope!r}")
     final_index, final_data = prefix + ".index", prefix + ".data-00000-of-00001"
-    if not overwrite and (os.path.exists(final_index) or os.path.exists(final_data)):
+    if not overwrite and (storage.exists(final_index) or storage.exists(final_data)):
         raise CheckpointError(f"checkpoint {prefix!r} already exists; choose another output path")
 
     names, tensors = [], []
@@ -277,23 +279,27 @@ def save_tf1_checkpoint(model, prefix: str, *, model_name: str | None = None, sc
     names.append(GLOBAL_STEP)
     tensors.append(np.asarray(global_step, dtype=np.int64))
 
-    directory = os.path.dirname(os.path.abspath(prefix))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(prefix)}.tmp-{os.getpid()}")
+    directory = storage.parent(storage.absolute(prefix))
+    tmp = storage.temp_path_for(prefix)
     try:
         tf.raw_ops.SaveV2(prefix=tmp, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors)
-        if os.path.exists(final_index):
-            os.unlink(final_index)  # never leave an old index beside new data
-        os.replace(tmp + ".data-00000-of-00001", final_data)
-        os.replace(tmp + ".index", final_index)
+        storage.remove(final_index)  # never leave an old index beside new data
+        storage.rename(tmp + ".data-00000-of-00001", final_data)
+        storage.rename(tmp + ".index", final_index)
     finally:
-        for leftover in tf.io.gfile.glob(tmp + ".*"):
-            tf.io.gfile.remove(leftover)
+        for leftover in storage.glob(tmp + ".*"):
+            storage.remove(leftover)
 
-    # Relative names, as Estimator writes them, so the directory can be moved.
     state = tf.train.get_checkpoint_state(directory)
-    base = os.path.basename(prefix)
-    previous = [os.path.relpath(p, directory) for p in (state.all_model_checkpoint_paths if state else [])]
-    tf.compat.v1.train.update_checkpoint_state(
-        directory, base, all_model_checkpoint_paths=[p for p in previous if p != base] + [base])
+    base = storage.basename(prefix)
+    previous = [storage.relative(p, directory) for p in (state.all_model_checkpoint_paths if state else [])]
+    write_checkpoint_state(directory, base, [p for p in previous if p != base] + [base])
     return prefix
+
+
+def write_checkpoint_state(directory: str, latest: str, kept: list[str]) -> None:
+    """The directory's `checkpoint` file (a CheckpointState text proto) naming `latest` and `kept`, relative to
+    `directory` as Estimator writes them (so the directory can be moved), written atomically. TF's own
+    `update_checkpoint_state` makes URLs relative with local-path rules (`ram://d/../../model.ckpt-0`)."""
+    lines = [f'model_checkpoint_path: "{latest}"'] + [f'all_model_checkpoint_paths: "{name}"' for name in kept]
+    storage.write_text(storage.join(directory, "checkpoint"), "".join(line + "\n" for line in lines))

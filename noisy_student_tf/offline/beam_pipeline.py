@@ -22,7 +22,6 @@ final_stats.json), and a re-run of an unfinished one writes the same files again
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging as std_logging
 import os
 import re
@@ -33,9 +32,10 @@ import time
 import numpy as np
 from absl import logging
 
+from noisy_student_tf import storage
 from noisy_student_tf.config import PredictConfig
 from noisy_student_tf.data import records
-from noisy_student_tf.errors import CheckpointError, OutputError, UserError
+from noisy_student_tf.errors import CheckpointError, OutputError, UnreachableStorage, UserError
 from noisy_student_tf.offline import filter_shards, filtering, predict, provenance, shard_io
 from noisy_student_tf.offline.filter_shards import FilterConfig, ShardPredictions, STALE_HINT
 
@@ -120,25 +120,25 @@ def _units(cfg: BeamConfig) -> list[tuple[int, int]]:
     p = cfg.predict
     if p.reassign:
         present = predict.shards_to_reassign(p)
-        todo = [s for s in present if not os.path.exists(predict.reassign_paths(p, s)[1])]
+        todo = [s for s in present if not storage.exists(predict.reassign_paths(p, s)[1])]
         for shard in sorted(set(present) - set(todo)):
             logging.info("shard %d: already reassigned (%s)", shard, predict.reassign_paths(p, shard)[1])
         return [(shard, 0) for shard in todo]
     units = [(shard, worker) for shard in range(p.num_shards) for worker in range(p.total_replicas)]
     if cfg.filter is None:  # predictions only: as predict.py, a shard whose file exists is finished
-        units = [u for u in units if not os.path.exists(_prediction_paths(p, *u)[0])]
+        units = [u for u in units if not storage.exists(_prediction_paths(p, *u)[0])]
     return units
 
 
 def _input_path(p: PredictConfig, shard: int) -> str:
     if p.reassign:
         return predict.reassign_paths(p, shard)[0]
-    return os.path.join(p.input_dir, records.shard_name(p.file_prefix, shard, p.num_shards))
+    return storage.join(p.input_dir, records.shard_name(p.file_prefix, shard, p.num_shards))
 
 
 def _prediction_paths(p: PredictConfig, shard: int, worker: int) -> tuple[str, str]:
-    return (os.path.join(p.output_dir, records.prediction_name(shard, p.num_shards, worker)),
-            os.path.join(p.info_dir, records.info_name(shard, p.num_shards, worker)))
+    return (storage.join(p.output_dir, records.prediction_name(shard, p.num_shards, worker)),
+            storage.join(p.info_dir, records.info_name(shard, p.num_shards, worker)))
 
 
 def check_inputs(cfg: BeamConfig) -> tuple[BeamConfig, str]:
@@ -170,7 +170,7 @@ def run_inputs(cfg: BeamConfig) -> dict:
     """What a finished run was computed from (recorded beside final_stats.json): a re-run with the same inputs
     does nothing."""
     p, f = cfg.predict, cfg.filter
-    stamps = {os.path.basename(path): provenance.file_stamp(path)
+    stamps = {storage.basename(path): provenance.file_stamp(path)
               for path in [_input_path(p, s) for s in range(p.num_shards)] + [p.checkpoint + ".index"]}
     return {"checkpoint": p.checkpoint, "model": repr(p.model), "use_ema": p.use_ema, "precision": p.precision,
             "filter": repr(dataclasses.replace(f, shard_id=0, only_get_stats=False, all_shards=False,
@@ -182,8 +182,7 @@ def run_inputs(cfg: BeamConfig) -> dict:
 def _forget_inputs(path: str) -> None:
     """The per-shard tools note each derived file's inputs in `<file>.inputs`; a file this pipeline rewrites
     must not keep a note about other inputs."""
-    if os.path.exists(path + provenance.SUFFIX):
-        os.unlink(path + provenance.SUFFIX)
+    storage.remove(path + provenance.SUFFIX)
 
 
 # --- the transforms' functions (module level, so that workers import them rather than unpickle code) ---
@@ -298,7 +297,7 @@ def filter_shard(keyed, selected, p: PredictConfig, f: FilterConfig, with_predic
     filter_shards.write_prelim_stats(f, shard, filtering.histogram(predictions.classes, predictions.top_probs,
                                                                    f.num_classes))
     counts = filter_shards.write_filtered_shard(f, shard, predictions, selected)
-    filter_shards._write_json(f.stats_path(shard, f.task), counts)
+    filter_shards.write_json(f.stats_path(shard, f.task), counts)
     return (shard, task), counts
 
 
@@ -307,7 +306,7 @@ def write_final_stats(per_shard_counts, f: FilterConfig, inputs: dict) -> dict:
     finished."""
     counts = dict(per_shard_counts)
     stats = filtering.final_stats(counts[key] for key in f.aggregated())
-    filter_shards._write_json(f.final_stats_path, stats)
+    filter_shards.write_json(f.final_stats_path, stats)
     provenance.record(f.final_stats_path, inputs)
     return stats
 
@@ -361,7 +360,8 @@ def build(pipeline, cfg: BeamConfig, units: list[tuple[int, int]], inputs: dict 
             | "FinalStats" >> beam.Map(write_final_stats, f, inputs))
 
 
-_ERROR_NAMES = "|".join(cls.__name__ for cls in (UserError, CheckpointError, OutputError, provenance.StaleOutput))
+_ERROR_NAMES = "|".join(cls.__name__ for cls in (UserError, CheckpointError, OutputError, UnreachableStorage,
+                                                  provenance.StaleOutput))
 _WORKER_ERROR = re.compile(rf"(?:{_ERROR_NAMES}): (.+?)(?: \[while running '[^']*'\])?$", re.MULTILINE)
 
 
@@ -434,8 +434,6 @@ def run(cfg: BeamConfig) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from noisy_student_tf.io_utils import remove_dead_temporaries
-
     cfg.validate()
     quiet = std_logging.getLogger("apache_beam")
     if quiet.level == std_logging.NOTSET:  # Beam logs every worker's start and stop at INFO
@@ -448,16 +446,15 @@ def run(cfg: BeamConfig) -> dict:
     if f is not None:
         inputs = run_inputs(cfg)
         done = f.final_stats_path
-        if os.path.exists(done + provenance.SUFFIX) and provenance.is_current(done, inputs, rebuild=f.rebuild_stale,
-                                                                             hint=STALE_HINT):
+        if storage.exists(done + provenance.SUFFIX) and provenance.is_current(
+                done, inputs, rebuild=f.rebuild_stale, hint=STALE_HINT):
             logging.info("already filtered with these inputs (%s)", done)
-            with open(done, encoding="utf-8") as fh:
-                return json.load(fh)
-        remove_dead_temporaries(f.prelim_stats_dir, f.output_dir)
+            return storage.read_json(done)
+        storage.remove_dead_temporaries(f.prelim_stats_dir, f.output_dir)
     directories = [d for d in (p.output_dir, p.info_dir if cfg.write_predictions else "") if d]
     for directory in directories:
-        os.makedirs(directory, exist_ok=True)
-    remove_dead_temporaries(*directories)
+        storage.makedirs(directory)
+    storage.remove_dead_temporaries(*directories)
     units = _units(cfg)
     if not units:
         return {"shards": 0}
@@ -488,8 +485,7 @@ def run(cfg: BeamConfig) -> dict:
     logging.info("Beam pipeline finished in %.1f s: %s images predicted (%s images/s)", elapsed,
                  images if images is not None else "?", f"{images / elapsed:.0f}" if images else "?")
     if f is not None:
-        with open(f.final_stats_path, encoding="utf-8") as fh:
-            stats = json.load(fh)
+        stats = storage.read_json(f.final_stats_path)
         logging.info("filtered data: %d records; per class %s", stats["total_cnt"], stats["cat_count"])
         return stats
     return {"shards": len({shard for shard, _ in units})}

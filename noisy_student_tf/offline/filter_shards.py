@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import os
 import threading
 import time
@@ -20,9 +19,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from noisy_student_tf import storage
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.io_utils import atomic_output, atomic_write_text, remove_dead_temporaries
 from noisy_student_tf.offline import filtering, provenance, samples, shard_io
 from noisy_student_tf.progress import Progress
 
@@ -74,6 +73,9 @@ class FilterConfig:
             raise UserError(f"--task={self.task} must be -1 (all prediction replicas) or 0..{self.total_replicas - 1}")
         if self.only_use_num_shards != -1 and not 0 < self.only_use_num_shards <= self.num_shards:
             raise UserError(f"--only_use_num_shards={self.only_use_num_shards} must be -1 or 1..{self.num_shards}")
+        if not 0.0 <= self.min_threshold <= 1.0:
+            # Upstream `get_threshold` walks the grid 0.00..1.00 down to min_threshold: above 1 no class can stop.
+            raise UserError(f"--min_threshold={self.min_threshold:g} must be a confidence in 0..1 (e.g. 0.3)")
         if self.max_prob <= self.min_threshold:
             raise UserError(f"--max_prob={self.max_prob} must be above --min_threshold={self.min_threshold}")
         for name in ("prediction_dir", "info_dir", "prelim_stats_dir", "output_dir", "input_dir"):
@@ -83,25 +85,28 @@ class FilterConfig:
 
     # --- names (upstream filter_unlabel.py's and local_scripts/svhn/filter_unlabel.sh's) ---
     def prelim_path(self, shard: int, task: int) -> str:
-        return os.path.join(self.prelim_stats_dir, "prelim_stats_%05d_%d.json" % (shard, task))
+        return storage.join(self.prelim_stats_dir, "prelim_stats_%05d_%d.json" % (shard, task))
 
     def stats_path(self, shard: int, task: int) -> str:
-        return os.path.join(self.output_dir, "stats", "stats_%05d_%d.json" % (shard, task))
+        return storage.join(self.output_dir, "stats", "stats_%05d_%d.json" % (shard, task))
 
     def data_path(self, shard: int) -> str:
-        return os.path.join(self.output_dir, "data", records.filtered_name(self.task, shard, self.num_shards))
+        return storage.join(self.output_dir, "data", records.filtered_name(self.task, shard, self.num_shards))
+
+    def input_shard(self, shard: int) -> str:
+        return storage.join(self.input_dir, records.shard_name(self.file_prefix, shard, self.num_shards))
 
     @property
     def total_counts_path(self) -> str:
-        return os.path.join(self.prelim_stats_dir, "total_counts.json")
+        return storage.join(self.prelim_stats_dir, "total_counts.json")
 
     @property
     def final_stats_path(self) -> str:
-        return os.path.join(self.output_dir, "stats", "final_stats.json")
+        return storage.join(self.output_dir, "stats", "final_stats.json")
 
     @property
     def threshold_path(self) -> str:
-        return os.path.join(self.output_dir, "threshold.json")
+        return storage.join(self.output_dir, "threshold.json")
 
     # --- who reads what ---
     def workers(self) -> list[int]:
@@ -144,15 +149,15 @@ class ShardPredictions:
 
 
 def _prediction_files(cfg: FilterConfig, shard: int, worker: int) -> tuple[str, str]:
-    return (os.path.join(cfg.prediction_dir, records.prediction_name(shard, cfg.num_shards, worker)),
-            os.path.join(cfg.info_dir, records.info_name(shard, cfg.num_shards, worker)))
+    return (storage.join(cfg.prediction_dir, records.prediction_name(shard, cfg.num_shards, worker)),
+            storage.join(cfg.info_dir, records.info_name(shard, cfg.num_shards, worker)))
 
 
 def _check_replicas(cfg: FilterConfig, shard: int) -> None:
     """Upstream inferred the number of prediction replicas from shard 0's files and asserted it equals
     --total_replicas; here a shard's files are checked directly."""
     extra, _ = _prediction_files(cfg, shard, cfg.total_replicas)
-    if os.path.exists(extra):
+    if storage.exists(extra):
         raise UserError(f"{extra} exists: shard {shard} was predicted by more than --total_replicas="
                         f"{cfg.total_replicas} workers; pass the number of workers predict used")
     for worker in cfg.workers():
@@ -166,8 +171,8 @@ def _shard_inputs(cfg: FilterConfig, shard: int) -> dict:
     inputs = {"num_label_classes": cfg.num_classes}
     for worker in cfg.workers():
         prediction, info = _prediction_files(cfg, shard, worker)
-        inputs[os.path.basename(prediction)] = provenance.file_stamp(prediction)
-        inputs[os.path.basename(info)] = provenance.file_stamp(info)
+        inputs[storage.basename(prediction)] = provenance.file_stamp(prediction)
+        inputs[storage.basename(info)] = provenance.file_stamp(info)
     return inputs
 
 
@@ -189,23 +194,16 @@ def read_shard_predictions(cfg: FilterConfig, shard: int) -> ShardPredictions:
         np.concatenate(probabilities) if probabilities else np.zeros([0, cfg.num_classes], np.float32))
 
 
-def _write_json(path: str, value) -> None:
-    atomic_write_text(path, json.dumps(value))
-
-
-def _read_json(path: str):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON ({e}); delete it and re-run") from None
+def write_json(path: str, value) -> None:
+    """Upstream's JSON files: compact `json.dumps`."""
+    storage.write_json(path, value)
 
 
 def _wait_for(cfg: FilterConfig, paths: list[str], what: str, how: str) -> None:
     """Upstream busy-waited forever; here: poll every poll_seconds, give up after wait_timeout naming the files."""
     deadline = time.monotonic() + cfg.wait_timeout
     while True:
-        missing = [p for p in paths if not os.path.exists(p)]
+        missing = [p for p in paths if not storage.exists(p)]
         if not missing:
             return
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
@@ -230,8 +228,7 @@ def ensure_prelim_stats(cfg: FilterConfig, shard: int, predictions: ShardPredict
 
 def write_prelim_stats(cfg: FilterConfig, shard: int, counts: np.ndarray) -> None:
     """prelim_stats_SSSSS_T.json: one shard's [C, 101] confidence histogram (upstream `get_threshold`)."""
-    os.makedirs(cfg.prelim_stats_dir, exist_ok=True)
-    _write_json(cfg.prelim_path(shard, cfg.task), filtering.histogram_json(counts, all_classes=False))
+    write_json(cfg.prelim_path(shard, cfg.task), filtering.histogram_json(counts, all_classes=False))
 
 
 def ensure_total_counts(cfg: FilterConfig) -> np.ndarray:
@@ -239,13 +236,13 @@ def ensure_total_counts(cfg: FilterConfig) -> np.ndarray:
     paths = [cfg.prelim_path(shard, task) for shard, task in cfg.aggregated()]
     _wait_for(cfg, paths, "prelim stats files",
               "Run filter_unlabel with --only_get_stats=1 for those shards (the master, shard 0, runs last).")
-    inputs = {"num_label_classes": cfg.num_classes, **{os.path.basename(p): provenance.file_hash(p) for p in paths}}
+    inputs = {"num_label_classes": cfg.num_classes, **{storage.basename(p): provenance.file_hash(p) for p in paths}}
     path = cfg.total_counts_path
     if provenance.is_current(path, inputs, rebuild=cfg.rebuild_stale, hint=STALE_HINT):
-        return filtering.histogram_from_json(_read_json(path), cfg.num_classes, path)
+        return filtering.histogram_from_json(storage.read_json(path), cfg.num_classes, path)
     total = np.zeros((cfg.num_classes, len(filtering.GRID)), np.int64)
     for p in paths:
-        total += filtering.histogram_from_json(_read_json(p), cfg.num_classes, p)
+        total += filtering.histogram_from_json(storage.read_json(p), cfg.num_classes, p)
     write_total_counts(cfg, total)
     provenance.record(path, inputs)
     return total
@@ -253,10 +250,9 @@ def ensure_total_counts(cfg: FilterConfig) -> np.ndarray:
 
 def write_total_counts(cfg: FilterConfig, total: np.ndarray) -> None:
     """total_counts.json and total_counts_sum.json: the histogram summed over the shards, and N(prob >= t)."""
-    os.makedirs(cfg.prelim_stats_dir, exist_ok=True)
-    _write_json(os.path.join(cfg.prelim_stats_dir, "total_counts_sum.json"),
-                filtering.histogram_json(filtering.suffix_sums(total), all_classes=True))
-    _write_json(cfg.total_counts_path, filtering.histogram_json(total, all_classes=True))
+    write_json(storage.join(cfg.prelim_stats_dir, "total_counts_sum.json"),
+               filtering.histogram_json(filtering.suffix_sums(total), all_classes=True))
+    write_json(cfg.total_counts_path, filtering.histogram_json(total, all_classes=True))
 
 
 def _threshold_inputs(cfg: FilterConfig) -> dict:
@@ -288,16 +284,15 @@ def plan_thresholds(cfg: FilterConfig, total_counts: np.ndarray) -> list[tuple[f
 
 def write_thresholds(cfg: FilterConfig, selected: list[tuple[float, int]]) -> None:
     """threshold.json ({class: [threshold, total]}) and num_image_across_cat.json."""
-    os.makedirs(cfg.output_dir, exist_ok=True)
     # The misspelt key is upstream's (`get_threshold`); tools that read the file expect it.
-    _write_json(os.path.join(cfg.output_dir, "num_image_across_cat.json"),
-                {"num_image_acorss_cat": filtering.num_image_across_classes(selected, cfg.num_image)})
-    _write_json(cfg.threshold_path,
-                {name: [t, n] for name, (t, n) in zip(filtering.class_names(cfg.num_classes), selected)})
+    write_json(storage.join(cfg.output_dir, "num_image_across_cat.json"),
+               {"num_image_acorss_cat": filtering.num_image_across_classes(selected, cfg.num_image)})
+    write_json(cfg.threshold_path,
+               {name: [t, n] for name, (t, n) in zip(filtering.class_names(cfg.num_classes), selected)})
 
 
 def load_thresholds(cfg: FilterConfig) -> list[tuple[float, int]]:
-    data = _read_json(cfg.threshold_path)
+    data = storage.read_json(cfg.threshold_path)
     try:
         return [(float(data[name][0]), int(data[name][1])) for name in filtering.class_names(cfg.num_classes)]
     except (KeyError, IndexError, TypeError, ValueError):
@@ -308,11 +303,11 @@ def load_thresholds(cfg: FilterConfig) -> list[tuple[float, int]]:
 # --- phase 2 ---
 
 def _stats_inputs(cfg: FilterConfig, shard: int) -> dict:
-    input_shard = os.path.join(cfg.input_dir, records.shard_name(cfg.file_prefix, shard, cfg.num_shards))
+    input_shard = cfg.input_shard(shard)
     threshold = cfg.threshold_path
     return {**_shard_inputs(cfg, shard),
-            "threshold.json": provenance.file_hash(threshold) if os.path.exists(threshold) else "missing",
-            os.path.basename(input_shard): provenance.file_stamp(input_shard),
+            "threshold.json": provenance.file_hash(threshold) if storage.exists(threshold) else "missing",
+            storage.basename(input_shard): provenance.file_stamp(input_shard),
             "seed": cfg.seed, "num_image": cfg.num_image, "max_prob": cfg.max_prob, "use_all": bool(cfg.use_all),
             "upsample": bool(cfg.upsample)}
 
@@ -329,18 +324,17 @@ def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredic
                                      rng=choose_rng)
     counts = filtering.class_counts(predictions.classes, copies, cfg.num_classes)
     names = filtering.class_names(cfg.num_classes)
-    sample_dir = os.path.join(cfg.output_dir, "samples")
+    sample_dir = storage.join(cfg.output_dir, "samples")
     for name in names:
-        os.makedirs(os.path.join(sample_dir, name), exist_ok=True)
+        storage.makedirs(storage.join(sample_dir, name))
     data_path = cfg.data_path(shard)
-    os.makedirs(os.path.dirname(data_path), exist_ok=True)
+    storage.makedirs(storage.parent(data_path))
     if not copies.sum():
-        if os.path.exists(data_path):  # left by an earlier run that kept something
-            os.unlink(data_path)
+        storage.remove(data_path)  # left by an earlier run that kept something
         logging.info("shard %d: no image passes its class threshold; no data file (as upstream)", shard)
         return counts
 
-    input_path = os.path.join(cfg.input_dir, records.shard_name(cfg.file_prefix, shard, cfg.num_shards))
+    input_path = cfg.input_shard(shard)
     shard_io.require_file(input_path, "unlabeled input shard", "check --input_dir, --file_prefix and --num_shards")
     encoder = records.PseudoLabelEncoder(cfg.num_classes)
     probabilities = np.ascontiguousarray(predictions.probabilities, "<f4")
@@ -351,7 +345,7 @@ def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredic
     # Kept images are queued as indices into the shard's arrays; each chunk is shuffled and written.
     top_f32 = np.ascontiguousarray(top_probs, "<f4")
     row_size = 4 * cfg.num_classes
-    with atomic_output(data_path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+    with storage.atomic_output(data_path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
         pending_records, pending_index = [], []
 
         def flush():
@@ -367,7 +361,7 @@ def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredic
                 label = int(predictions.classes[i])
                 name = "image_{:d}_{:d}_{:d}_{:.2f}.jpeg".format(shard, cfg.task, local_index[i], top_probs[i])
                 image = tf.train.Example.FromString(pending_records[j]).features.feature["image/encoded"]
-                samples.save_sample(image.bytes_list.value[0], os.path.join(sample_dir, names[label], name))
+                samples.save_sample(image.bytes_list.value[0], storage.join(sample_dir, names[label], name))
             written += len(pending_records)
             pending_records.clear()
             pending_index.clear()
@@ -420,8 +414,8 @@ def write_final_stats(cfg: FilterConfig) -> dict:
     paths = [cfg.stats_path(shard, task) for shard, task in cfg.aggregated()]
     _wait_for(cfg, paths, "per-shard stats files", "Run filter_unlabel with --only_get_stats=0 for those shards "
               "(the master, shard 0, runs last).")
-    stats = filtering.final_stats(_read_json(p) for p in paths)
-    _write_json(cfg.final_stats_path, stats)
+    stats = filtering.final_stats(storage.read_json(p) for p in paths)
+    write_json(cfg.final_stats_path, stats)
     logging.info("filtered data: %d records; per class %s", stats["total_cnt"], stats["cat_count"])
     return stats
 
@@ -458,7 +452,7 @@ def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool, cache: Predic
     master = cfg.is_master(shard)
     _check_replicas(cfg, shard)
     if clean:  # --all_shards cleans once for all its shards
-        remove_dead_temporaries(cfg.prelim_stats_dir, cfg.output_dir)
+        storage.remove_dead_temporaries(cfg.prelim_stats_dir, cfg.output_dir)
     stats_path = cfg.stats_path(shard, cfg.task)
     done = provenance.is_current(stats_path, _stats_inputs(cfg, shard), rebuild=cfg.rebuild_stale, hint=STALE_HINT)
     if done and master:
@@ -492,9 +486,8 @@ def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool, cache: Predic
                   "Run phase 1 (--only_get_stats=1) for every shard first; the master (shard 0) writes it.")
     selected = load_thresholds(cfg)
     counts = write_filtered_shard(cfg, shard, predictions, selected)
-    os.makedirs(os.path.dirname(stats_path), exist_ok=True)
     inputs = _stats_inputs(cfg, shard)
-    _write_json(stats_path, counts)
+    write_json(stats_path, counts)
     provenance.record(stats_path, inputs)
     if master:
         write_final_stats(cfg)
@@ -509,11 +502,11 @@ def run_all_shards(cfg: FilterConfig, num_workers: int | None = None) -> dict:
     others = [(job, shard) for job in jobs for shard in range(cfg.num_shards) if not job.is_master(shard)]
     workers = num_workers or os.cpu_count() or 1
     cache = PredictionCache(PREDICTION_CACHE_BYTES)
-    remove_dead_temporaries(cfg.prelim_stats_dir, cfg.output_dir)
+    storage.remove_dead_temporaries(cfg.prelim_stats_dir, cfg.output_dir)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for only_get_stats in (True, False):
             futures = [pool.submit(run_shard, job, shard, only_get_stats, cache, False) for job, shard in others]
             for future in futures:
                 future.result()
             run_shard(master, 0, only_get_stats, cache, False)
-    return _read_json(cfg.final_stats_path)
+    return storage.read_json(cfg.final_stats_path)

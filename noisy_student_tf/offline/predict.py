@@ -18,10 +18,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from noisy_student_tf import storage
 from noisy_student_tf.data import preprocessing, records
 from noisy_student_tf.data.inputs import no_autograph
 from noisy_student_tf.errors import UserError, first_line
-from noisy_student_tf.io_utils import remove_dead_temporaries
 from noisy_student_tf.offline import samples, shard_io
 from noisy_student_tf.progress import Progress
 from noisy_student_tf.config import PredictConfig
@@ -108,22 +108,22 @@ def prediction_records(probabilities: np.ndarray):
 
 def predict_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str:
     """Upstream `run_prediction` for one shard; returns 'predicted' or 'skipped'."""
-    input_path = os.path.join(cfg.input_dir, records.shard_name(cfg.file_prefix, shard, cfg.num_shards))
-    output_path = os.path.join(cfg.output_dir, records.prediction_name(shard, cfg.num_shards, cfg.worker_id))
-    info_path = os.path.join(cfg.info_dir, records.info_name(shard, cfg.num_shards, cfg.worker_id))
-    if os.path.exists(output_path):
+    input_path = storage.join(cfg.input_dir, records.shard_name(cfg.file_prefix, shard, cfg.num_shards))
+    output_path = storage.join(cfg.output_dir, records.prediction_name(shard, cfg.num_shards, cfg.worker_id))
+    info_path = storage.join(cfg.info_dir, records.info_name(shard, cfg.num_shards, cfg.worker_id))
+    if storage.exists(output_path):
         count = shard_io.count_records(output_path)
-        if os.path.exists(info_path) and shard_io.read_info(info_path) != count:
+        if storage.exists(info_path) and shard_io.read_info(info_path) != count:
             raise UserError(f"{output_path} holds {count} predictions but {info_path} says "
                             f"{shard_io.read_info(info_path)}: delete both and predict the shard again")
-        if not os.path.exists(info_path):
+        if not storage.exists(info_path):
             shard_io.write_info(info_path, count)
         logging.info("shard %d: already predicted (%s)", shard, output_path)
         return "skipped"
     shard_io.require_file(input_path, "input shard", "check --label_data_dir, --file_prefix and --num_shards")
     # Upstream counts the worker's records first and keeps the count in the info file (reused if present).
     count = shard_io.count_records(input_path, total_replicas=cfg.total_replicas, worker_id=cfg.worker_id)
-    if os.path.exists(info_path):
+    if storage.exists(info_path):
         recorded = shard_io.read_info(info_path)
         if recorded != count:
             raise UserError(f"{info_path} says {recorded} images but worker {cfg.worker_id} of {input_path} has "
@@ -142,7 +142,7 @@ def predict_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str
     written = records.write_records(output_path, shard_records())
     progress.finish()
     if written != count:  # the file changed while we read it
-        os.unlink(output_path)
+        storage.remove(output_path)
         raise UserError(f"{input_path} changed while it was predicted ({count} then {written} records)")
     return "predicted"
 
@@ -151,14 +151,14 @@ def reassign_paths(cfg: PredictConfig, shard: int) -> tuple[str, str]:
     """(filtered input shard, reassigned output shard): the same name in two directories (upstream `utils.py`,
     `get_reassign_filename`)."""
     name = records.filtered_name(cfg.worker_id, shard, cfg.num_shards, prefix=cfg.file_prefix)
-    return os.path.join(cfg.input_dir, name), os.path.join(cfg.output_dir, name)
+    return storage.join(cfg.input_dir, name), storage.join(cfg.output_dir, name)
 
 
 def reassign_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str:
     """Upstream `run_prediction` with `--reassign_label`: re-label every record of a filtered shard, same order,
     original image bytes."""
     input_path, output_path = reassign_paths(cfg, shard)
-    if os.path.exists(output_path):
+    if storage.exists(output_path):
         logging.info("shard %d: already reassigned (%s)", shard, output_path)
         return "skipped"
     shard_io.require_file(input_path, "filtered shard", "check --label_data_dir (the filter's data directory), "
@@ -181,10 +181,10 @@ def write_reassigned_shard(cfg: PredictConfig, shard: int, batches, count: int) 
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, shard]))
     sample_prob = SAMPLE_NUMERATOR / (max(count, 1) * cfg.num_shards)
     encoder = records.PseudoLabelEncoder(cfg.model.num_classes)
-    sample_dir = os.path.join(cfg.output_dir, "samples")
+    sample_dir = storage.join(cfg.output_dir, "samples")
     names = [str(c) for c in range(cfg.model.num_classes)]
     for class_name in names:
-        os.makedirs(os.path.join(sample_dir, class_name), exist_ok=True)
+        storage.makedirs(storage.join(sample_dir, class_name))
     progress = Progress(f"reassign shard {shard}", count)
 
     def reassigned_records():
@@ -197,14 +197,14 @@ def write_reassigned_shard(cfg: PredictConfig, shard: int, batches, count: int) 
                 yield encoder.encode(image, label, row[label:label + 1].tobytes(), row.tobytes())
                 if draw < sample_prob:
                     sample = "image_{:d}_{:d}_{:.2f}.jpeg".format(shard, index, float(row[label]))
-                    samples.save_sample(image, os.path.join(sample_dir, names[label], sample))
+                    samples.save_sample(image, storage.join(sample_dir, names[label], sample))
                 index += 1
             progress.update(len(probabilities))
 
     written = records.write_records(output_path, reassigned_records())
     progress.finish()
     if written != count:
-        os.unlink(output_path)
+        storage.remove(output_path)
         raise UserError(f"{input_path} changed while it was reassigned ({count} then {written} records)")
 
 
@@ -212,7 +212,7 @@ def shards_to_reassign(cfg: PredictConfig) -> list[int]:
     """The requested shards that have a filtered file. filter_unlabel writes no file for a shard where nothing
     was kept (upstream `filter_image_by_idx`): those are skipped, unless none of the requested shards exists
     (then the directory or names are wrong)."""
-    present = [s for s in cfg.shards if os.path.exists(reassign_paths(cfg, s)[0])]
+    present = [s for s in cfg.shards if storage.exists(reassign_paths(cfg, s)[0])]
     if not present:
         name = records.filtered_name(cfg.worker_id, cfg.shards[0], cfg.num_shards, prefix=cfg.file_prefix)
         raise UserError(f"no filtered shard to reassign in {cfg.input_dir} (e.g. {name}): check "
@@ -227,10 +227,10 @@ def run(classifier: Classifier, cfg: PredictConfig) -> dict:
     cfg.validate()
     records.check_file_prefix(cfg.file_prefix)
     shards, reassign = list(cfg.shards), cfg.reassign
-    os.makedirs(cfg.output_dir, exist_ok=True)
+    storage.makedirs(cfg.output_dir)
     if not reassign:
-        os.makedirs(cfg.info_dir, exist_ok=True)
-    remove_dead_temporaries(cfg.output_dir, cfg.info_dir)
+        storage.makedirs(cfg.info_dir)
+    storage.remove_dead_temporaries(cfg.output_dir, cfg.info_dir)
     if reassign:
         present = shards_to_reassign(cfg)
         return {shard: reassign_shard(classifier, cfg, shard) if shard in present else "absent" for shard in shards}

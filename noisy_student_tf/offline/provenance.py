@@ -11,14 +11,12 @@ with a warning that it cannot be checked.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 
 from absl import logging
 
+from noisy_student_tf import storage
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.io_utils import atomic_write_text
 
 SUFFIX = ".inputs"
 
@@ -29,16 +27,11 @@ class StaleOutput(UserError):
 
 def file_stamp(path: str):
     """Size and modification time of a large input (reading it again only to hash it would be slow)."""
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return "missing"
-    return [stat.st_size, stat.st_mtime_ns]
+    return storage.stamp(path)
 
 
 def file_hash(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return storage.sha256(path)
 
 
 def _differences(recorded: dict, current: dict) -> list[str]:
@@ -51,17 +44,16 @@ def is_current(path: str, inputs: dict, *, rebuild: bool, hint: str) -> bool:
 
     A stale file raises StaleOutput (naming what changed), or with `rebuild` is deleted and False returned.
     """
-    if not os.path.exists(path):
+    if not storage.exists(path):
         return False
     sidecar = path + SUFFIX
-    if not os.path.exists(sidecar):
+    if not storage.exists(sidecar):
         logging.warning("%s has no %s record (written by another tool?): using it unchecked", path, SUFFIX)
         return True
-    with open(sidecar, encoding="utf-8") as f:
-        try:
-            recorded = json.load(f)
-        except json.JSONDecodeError:
-            recorded = {}
+    try:
+        recorded = storage.read_json(sidecar)
+    except UserError:  # unreadable: a record of nothing, so the file counts as stale
+        recorded = {}
     changed = _differences(recorded, inputs)
     if not changed:
         return True
@@ -75,11 +67,10 @@ def is_current(path: str, inputs: dict, *, rebuild: bool, hint: str) -> bool:
 
 def record(path: str, inputs: dict) -> None:
     """Call after `path` is written: notes the inputs it came from."""
-    atomic_write_text(path + SUFFIX, json.dumps(inputs, sort_keys=True) + "\n")
+    storage.write_text(path + SUFFIX, json.dumps(inputs, sort_keys=True) + "\n")
 
 
 def discard(path: str) -> None:
     """Removes a derived file and its sidecar (the sidecar first, so a crash never leaves a wrong pairing)."""
     for name in (path + SUFFIX, path):
-        if os.path.exists(name):
-            os.unlink(name)
+        storage.remove(name)

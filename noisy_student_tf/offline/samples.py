@@ -4,11 +4,10 @@ the stored bytes, first frame, RGB, quality 100 without chroma subsampling."""
 from __future__ import annotations
 
 import io
-import os
 
 from PIL import Image
 
-from noisy_student_tf.io_utils import atomic_output
+from noisy_student_tf import storage
 
 JPEG_QUALITY = 100  # upstream utils.save_pic
 
@@ -21,7 +20,7 @@ def save_sample(image_bytes: bytes, path: str) -> bool:
             rgb = image.convert("RGB")
     except (OSError, ValueError):
         return False
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with atomic_output(path, suffix=".jpeg") as tmp:
-        rgb.save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    out = io.BytesIO()
+    rgb.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    storage.write_bytes(path, out.getvalue())
     return True

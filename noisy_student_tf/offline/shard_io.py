@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import tensorflow as tf
 
+from noisy_student_tf import storage
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import UserError, first_line
-from noisy_student_tf.io_utils import atomic_write_text
 
 READ_BUFFER_BYTES = 8 * 1024 * 1024  # upstream's TFRecord read buffer
 READ_BATCH = 4096  # records parsed per call: per-record Python work is what costs here
@@ -19,7 +18,7 @@ COUNT_BATCH = 1024  # records held at once while counting: ~100 MB of ImageNet-s
 
 
 def require_file(path: str, what: str, hint: str = "") -> None:
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise UserError(f"{what} {path} does not exist" + (f": {hint}" if hint else ""))
 
 
@@ -35,7 +34,9 @@ def record_batches(path: str, features: dict, *, total_replicas: int = 1, worker
     dataset = tf.data.TFRecordDataset(path, buffer_size=READ_BUFFER_BYTES)
     if total_replicas > 1:
         dataset = dataset.shard(total_replicas, worker_id)
-    dataset = dataset.batch(READ_BATCH).map(lambda r: tf.io.parse_example(r, features),
+    # No autograph: a plain op has nothing to convert, and conversion leaves generated code in the temp directory.
+    parse = tf.autograph.experimental.do_not_convert(lambda r: tf.io.parse_example(r, features))
+    dataset = dataset.batch(READ_BATCH).map(parse,
                                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     try:
         for batch in dataset.prefetch(2).as_numpy_iterator():
@@ -59,11 +60,9 @@ def count_records(path: str, *, total_replicas: int = 1, worker_id: int = 0) -> 
 
 def read_info(path: str) -> int:
     """Upstream `predict_label.py`, `get_num_image`: {"image_num": n}."""
+    text = storage.read_text(path, "info file", "run predict for this shard first")
     try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)["image_num"]
-    except FileNotFoundError:
-        raise UserError(f"info file {path} does not exist: run predict for this shard first") from None
+        value = json.loads(text)["image_num"]
     except (json.JSONDecodeError, KeyError, TypeError):
         raise UserError(f"info file {path} is not JSON of the form {{\"image_num\": N}}") from None
     if not isinstance(value, int) or value < 0:
@@ -72,7 +71,7 @@ def read_info(path: str) -> int:
 
 
 def write_info(path: str, image_num: int) -> None:
-    atomic_write_text(path, json.dumps({"image_num": int(image_num)}))
+    storage.write_json(path, {"image_num": int(image_num)})
 
 
 def read_predictions(path: str, num_classes: int, expected: int,

@@ -13,6 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 from noisy_student_tf.config import LoopConfig
+from noisy_student_tf.data import records
 from noisy_student_tf.errors import UserError, first_line
 from noisy_student_tf.progress import format_duration
 
@@ -45,8 +46,23 @@ def next_stop(step: int, start: int, last: int, loop: LoopConfig) -> int:
     return min([last] + [(step // n + 1) * n for n in periods if n > 0])
 
 
+def bad_input_error(error: Exception, step: int, input_description: str = "", input_files=None) -> UserError:
+    """The message for input that failed at `step`. TensorFlow's read errors do not name the file, and a training
+    stream interleaves many: for a corrupt or truncated record, `input_files()` are read one by one to name it."""
+    where = f" (reading {input_description})" if input_description else ""
+    if isinstance(error, tf.errors.DataLossError) and input_files is not None:
+        files = input_files()
+        logging.info("training input is damaged; reading its %d files one by one to find which", len(files))
+        found = records.first_unreadable(files)
+        if found is not None:
+            return UserError(f"bad training input near step {step}{where}: {found[0]} is corrupt or truncated "
+                             f"({found[1]}); write it again, or move it out of the data directory")
+    return UserError(f"bad training input near step {step}{where}: {first_line(error)}")
+
+
 def run_loop(train_steps, iterator, *, start: int, last: int, loop: LoopConfig, images_per_step: int,
-             model_dir: str, write_summaries: bool, save, on_started=None, input_description: str = "") -> dict:
+             model_dir: str, write_summaries: bool, save, on_started=None, input_description: str = "",
+             input_files=None) -> dict:
     """Trains from step `start` to `last`.
 
     Args:
@@ -60,6 +76,7 @@ def run_loop(train_steps, iterator, *, start: int, last: int, loop: LoopConfig, 
         save: `save(step)` writes a checkpoint.
         on_started: called once the first step has succeeded (its input was readable); nothing is written before.
         input_description: named in the message when the input turns out to be bad.
+        input_files: `() -> paths` of the input's files, to name the damaged one (`bad_input_error`).
 
     Returns:
         The last step's metrics.
@@ -73,8 +90,7 @@ def run_loop(train_steps, iterator, *, start: int, last: int, loop: LoopConfig, 
         try:
             metrics = train_steps(iterator, done)
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError) as e:
-            where = f" (reading {input_description})" if input_description else ""
-            raise UserError(f"bad training input near step {step}{where}: {first_line(e)}") from None
+            raise bad_input_error(e, step, input_description, input_files) from None
         first = step == start
         speed.add(done, time.time() - tick, first)
         if first:

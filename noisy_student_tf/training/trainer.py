@@ -4,12 +4,10 @@ one or started from the initial weights, and run by the loop (training/loop.py) 
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import tensorflow as tf
 from absl import logging
 
+from noisy_student_tf import storage
 from noisy_student_tf.config import TrainConfig
 from noisy_student_tf.errors import CheckpointError, UserError
 from noisy_student_tf.training import checkpoints, strategy as strategy_lib
@@ -50,14 +48,14 @@ class Trainer:
         if self.chief:
             return self.cfg.model_dir
         # Under MultiWorkerMirrored every worker must save; only the chief's copy is kept.
-        return os.path.join(self.cfg.model_dir, f".worker_{self.strategy.cluster_resolver.task_id}_tmp")
+        return storage.join(self.cfg.model_dir, f".worker_{self.strategy.cluster_resolver.task_id}_tmp")
 
     def initialize(self) -> str:
         """Resumes from the latest checkpoint of model_dir, or sets the initial weights. Returns a description."""
         cfg = self.cfg
         if self.chief:
             checkpoints.remove_interrupted_saves(cfg.model_dir)
-        latest = tf.train.latest_checkpoint(cfg.model_dir) if tf.io.gfile.isdir(cfg.model_dir) else None
+        latest = tf.train.latest_checkpoint(cfg.model_dir) if storage.isdir(cfg.model_dir) else None
         if latest and not checkpoints.is_object_checkpoint(latest):
             raise UserError(f"--model_dir={cfg.model_dir!r} holds an original TF1 checkpoint ({latest}); train "
                             "into a new model_dir and pass it as --init_model_path or --teacher_model_path")
@@ -91,10 +89,11 @@ class Trainer:
         """Runs `num_steps` steps from a distributed iterator; returns the last step's metrics."""
         return self.step_fn.train_steps(iterator, num_steps)
 
-    def run(self, dataset_fn, input_description: str = "", on_started=None) -> dict:
+    def run(self, dataset_fn, input_description: str = "", on_started=None, input_files=None) -> dict:
         """Trains to the schedule's last step; `dataset_fn(input_context, start_step)` gives per-replica batches.
 
-        `input_description` (e.g. the data flags) goes into the message when the input turns out to be bad.
+        `input_description` (e.g. the data flags) goes into the message when the input turns out to be bad;
+        `input_files()` lists the input's files, to name a damaged one.
         `on_started()` is called once the first step has succeeded (its input was readable): the caller writes
         its run files then, and nothing (no summary either) is written before it, so a run stopped by bad input
         leaves nothing behind."""
@@ -111,14 +110,14 @@ class Trainer:
         return run_loop(self.train_steps, iterator, start=start, last=last, loop=cfg.loop,
                         images_per_step=cfg.input.train_batch_size + unl_batch, model_dir=cfg.model_dir,
                         write_summaries=self.chief and not cfg.loop.skip_host_call, save=self.save,
-                        on_started=on_started, input_description=input_description)
+                        on_started=on_started, input_description=input_description, input_files=input_files)
 
     def save(self, step: int) -> str:
         if not self.chief:
             # Every MultiWorkerMirrored worker takes part in a save (the same ops); only the chief's copy is kept.
             self.checkpoint.save_counter.assign_add(1)
-            path = self.checkpoint.write(os.path.join(self._write_dir(), f"{CHECKPOINT_NAME}-{step}"))
-            shutil.rmtree(self._write_dir(), ignore_errors=True)
+            path = self.checkpoint.write(storage.join(self._write_dir(), f"{CHECKPOINT_NAME}-{step}"))
+            storage.remove_tree(self._write_dir())
             return path
         return checkpoints.save_atomically(self.checkpoint, self.cfg.model_dir, CHECKPOINT_NAME, step,
                                            self.cfg.loop.keep_checkpoint_max)

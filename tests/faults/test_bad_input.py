@@ -23,6 +23,7 @@ SIZE = jobs_helper.TINY_SIZE
 TINY = jobs_helper.TINY_FLAGS
 TRAIN = TINY + ["--mode=train", "--train_steps=2", "--train_batch_size=4", "--num_train_images=40"]
 NUM_SHARDS = 2
+UNREACHABLE = "gs://noisy-student-tf-no-such-bucket"
 
 
 def labeled_record(image=None, label=1, **override):
@@ -37,10 +38,11 @@ def data(tmp_path_factory):
     tiny_data.write_labeled(root / "lab", "train", tiny_data.balanced_labels(2), size=SIZE)
     good = (root / "lab" / records.shard_name("train", 0, 2)).read_bytes()
     (root / "empty").mkdir()
-    # Damaged labeled data, one directory per fault.
+    # Damaged labeled data, one directory per fault; the damaged shard is one of three, which the message names.
     for name, payload in {"crc": good[:40] + b"\x00" * 16 + good[56:], "truncated": good[: len(good) // 2]}.items():
         (root / name).mkdir()
-        (root / name / "train-00000-of-00001").write_bytes(payload)
+        for shard in range(3):
+            (root / name / records.shard_name("train", shard, 3)).write_bytes(payload if shard == 1 else good)
     faults = {
         "no_label_key": [labeled_record(image__class__label=None)],
         "float_label": [labeled_record(image__class__label=1.0)],
@@ -117,8 +119,10 @@ CASES = [
     train_case("missing-dir", lambda d: [f"--label_data_dir={d}/nowhere"],
                "--label_data_dir: directory '{d}/nowhere' does not exist"),
     train_case("empty-dir", lambda d: [f"--label_data_dir={d}/empty"], "no files matching train*"),
-    train_case("corrupt-record", lambda d: [f"--label_data_dir={d}/crc"], "--label_data_dir={d}/crc"),
-    train_case("truncated-record", lambda d: [f"--label_data_dir={d}/truncated"], "--label_data_dir={d}/truncated"),
+    train_case("corrupt-record", lambda d: [f"--label_data_dir={d}/crc"],
+               "--label_data_dir={d}/crc): {d}/crc/train-00001-of-00003 is corrupt or truncated (corrupted record"),
+    train_case("truncated-record", lambda d: [f"--label_data_dir={d}/truncated"],
+               "{d}/truncated/train-00001-of-00003 is corrupt or truncated (truncated record at"),
     train_case("missing-feature-key", lambda d: [f"--label_data_dir={d}/no_label_key"], "image/class/label"),
     train_case("wrong-feature-dtype", lambda d: [f"--label_data_dir={d}/float_label"], "image/class/label"),
     train_case("label-out-of-range", lambda d: [f"--label_data_dir={d}/label_range"],
@@ -178,6 +182,19 @@ CASES = [
     Case("export-without-checkpoint", "export.py", lambda d, o: [
         f"--model_dir={d}/empty", f"--output={o}/model", "--task_name=imagenet", "--model_name=efficientnet-b0"],
          "{d}/empty"),
+    # Flag values are checked before any file: the missing predictions are not what this run reports.
+    filter_case("threshold-above-one", "nowhere", "--min_threshold=1.5 must be a confidence in 0..1",
+                ["--min_threshold=1.5"]),
+    # Cloud Storage that cannot be reached (this machine has no network and no credentials).
+    train_case("unreachable-data-bucket", lambda d: [f"--label_data_dir={UNREACHABLE}/data"],
+               "error: cannot reach " + UNREACHABLE + "/data: "),
+    Case("unreachable-model-dir", "train.py", lambda d, o: TRAIN + [f"--label_data_dir={d}/lab",
+                                                                    f"--model_dir={UNREACHABLE}/model"],
+         "error: cannot reach " + UNREACHABLE + "/model: "),
+    filter_case("unreachable-filter-output", "pred", "error: cannot reach " + UNREACHABLE + "/filtered",
+                [f"--output_dir={UNREACHABLE}/filtered"]),
+    predict_case("unreachable-prediction-dir", lambda d: [f"--output_dir={UNREACHABLE}/predict_label"],
+                 "error: cannot reach " + UNREACHABLE + "/predict_label"),
 ]
 
 
@@ -193,6 +210,7 @@ def test_bad_input_exits_non_zero_naming_the_fault_and_writes_nothing(data, tmp_
             if not any(fnmatch.fnmatch(name, pattern) for pattern in case.allowed)]
     assert left == [], left
     assert not (data.parent / "escaped").exists() and not os.path.exists(os.path.join(data, "..", "escaped-0"))
+    assert not os.path.exists(os.path.join(fault_harness.ROOT, "gs:"))  # a URL is never taken for a local path
 
 
 def test_the_table_is_broad():

@@ -2,20 +2,21 @@
 
 "Disk full" is a real kernel limit here: the job runs with RLIMIT_FSIZE, so any write past the limit fails with
 EFBIG ("File too large") exactly where a full disk fails with ENOSPC. A read-only directory cannot be made for
-root (these tests may run as root), so that case injects the OSError a read-only file system raises.
+root (these tests may run as root), so that case injects the error TensorFlow's file layer raises on one.
 """
 
 import errno
 import sys
 
 import pytest
+import tensorflow as tf
 
 import fault_harness
 import jobs_helper
 import offline_data
 import prewarmed
 import tiny_data
-from noisy_student_tf import io_utils
+from noisy_student_tf import storage
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import OutputError
 
@@ -83,24 +84,24 @@ def test_disk_full_during_a_checkpoint_save_then_resume(inputs, tmp_path):
 
 
 def test_read_only_directory_is_a_clear_error_without_output(tmp_path, monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError(errno.EROFS, "Read-only file system", kwargs.get("dir"))
+    def refuse(path, mode="r"):  # what TensorFlow's file layer raises on a read-only mount
+        raise tf.errors.PermissionDeniedError(None, None, f"{path}; Read-only file system")
 
-    monkeypatch.setattr(io_utils.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tf.io.gfile, "GFile", refuse)
     with pytest.raises(OutputError, match=r"cannot write .*out/result.json: Read-only file system.*run the same "
                                           r"command again"):
-        io_utils.atomic_write_text(str(tmp_path / "out" / "result.json"), "{}")
+        storage.write_text(str(tmp_path / "out" / "result.json"), "{}")
     assert not (tmp_path / "out" / "result.json").exists()
 
 
 def test_an_error_inside_the_write_keeps_nothing(tmp_path):
     final = tmp_path / "shard"
     with pytest.raises(OutputError, match=r"cannot write .*shard: No space left on device"):
-        with io_utils.atomic_output(str(final)) as tmp:
+        with storage.atomic_output(str(final)) as tmp:
             with open(tmp, "wb") as f:
                 f.write(b"half")
             raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="a bug stays a bug"):  # other errors are not relabelled
-        with io_utils.atomic_output(str(final)):
+        with storage.atomic_output(str(final)):
             raise ValueError("a bug stays a bug")

@@ -15,11 +15,10 @@ and `prob` 0 like proc_svhn's, plus `image/class/label`, which nothing reads dur
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from PIL import Image
 
+from noisy_student_tf import storage
 from noisy_student_tf.data import records
 
 IMAGE_SIZE = 32
@@ -83,11 +82,11 @@ def prepare(output_dir: str, seed: int = 0) -> dict:
     splits = split_indices(labels, seed)
     counts = {}
     for name, indices in splits.items():
-        directory = os.path.join(output_dir, "unlabeled") if name == "extra" else output_dir
-        os.makedirs(directory, exist_ok=True)
+        directory = storage.join(output_dir, "unlabeled") if name == "extra" else output_dir
+        storage.makedirs(directory)
         for shard, part in enumerate(np.array_split(indices, NUM_SHARDS[name])):
-            path = os.path.join(directory, records.shard_name(name, shard, NUM_SHARDS[name]))
-            if os.path.exists(path):
+            path = storage.join(directory, records.shard_name(name, shard, NUM_SHARDS[name]))
+            if storage.exists(path):
                 continue
             if name == "extra":
                 examples = (records.unlabeled_example(_jpeg(images[i]), np.zeros(NUM_CLASSES, np.float32), 0, 0.0,

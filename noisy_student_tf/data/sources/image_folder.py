@@ -64,17 +64,15 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from noisy_student_tf import tasks
+from noisy_student_tf import storage, tasks
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.io_utils import atomic_write_text, remove_dead_temporaries
 from noisy_student_tf.progress import Progress
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -159,22 +157,13 @@ def _is_folder_to_read(name: str) -> bool:
     return not _hidden(name) and name not in IGNORED_FOLDERS
 
 
-def _raise_unreadable(error: OSError):
-    raise UserError(f"cannot read folder {error.filename}: {error.strerror}; fix its permissions or move it "
-                    "out of --input_dir")
-
-
 def image_files(top: str) -> list[str]:
-    """Image files anywhere below `top`, relative to it, sorted (the order every later step relies on)."""
-    found, seen = [], set()
-    for directory, subdirs, names in os.walk(top, onerror=_raise_unreadable, followlinks=True):
-        real = os.path.realpath(directory)
-        if real in seen:  # a link back up the tree, or two links to one folder
-            subdirs[:] = []
-            continue
-        seen.add(real)
-        subdirs[:] = sorted(d for d in subdirs if _is_folder_to_read(d))
-        found += [os.path.relpath(os.path.join(directory, n), top) for n in names if _is_image_name(n)]
+    """Image files anywhere below `top`, relative to it, sorted (the order every later step relies on); links are
+    followed and a folder reached twice is read once (`storage.walk`)."""
+    found = []
+    for directory, subdirs, names in storage.walk(top):
+        subdirs[:] = [d for d in subdirs if _is_folder_to_read(d)]
+        found += [storage.relative(storage.join(directory, n), top) for n in names if _is_image_name(n)]
     return sorted(found)
 
 
@@ -182,26 +171,26 @@ def _top_level(input_dir: str) -> tuple[list[str], list[str], list[str]]:
     """(class folders, image files, other visible entries) directly in input_dir, each sorted."""
     folders, images, others = [], [], []
     try:
-        entries = list(os.scandir(input_dir))
-    except OSError as e:
-        raise UserError(f"--input_dir={input_dir}: cannot read it ({e.strerror})") from None
-    for entry in entries:
-        if _hidden(entry.name):
+        names = storage.listdir(input_dir)
+    except UserError as e:
+        raise UserError(f"--input_dir={input_dir}: cannot read it ({e})") from None
+    for name in names:
+        if _hidden(name):
             continue
-        if entry.is_dir():  # follows links: a linked class folder counts
-            (folders if _is_folder_to_read(entry.name) else others).append(entry.name)
-        elif _is_image_name(entry.name):
-            images.append(entry.name)
+        if storage.isdir(storage.join(input_dir, name)):  # follows links: a linked class folder counts
+            (folders if _is_folder_to_read(name) else others).append(name)
+        elif _is_image_name(name):
+            images.append(name)
         else:
-            others.append(entry.name)
-    return sorted(folders), sorted(images), sorted(others)
+            others.append(name)
+    return folders, images, others
 
 
 def list_images(input_dir: str, labels: str = "auto") -> Listing:
     if not input_dir:
         raise UserError("--input_dir is required: the folder of images (class sub-folders, or flat)")
-    if not os.path.isdir(input_dir):
-        what = "is not a folder" if os.path.exists(input_dir) else "does not exist"
+    if not storage.isdir(input_dir):
+        what = "is not a folder" if storage.exists(input_dir) else "does not exist"
         raise UserError(f"--input_dir={input_dir} {what}")
     folders, loose, others = _top_level(input_dir)
     if not folders and not loose and not others:
@@ -223,11 +212,11 @@ def list_images(input_dir: str, labels: str = "auto") -> Listing:
                         "as unlabeled")
     files, file_labels = [], []
     for index, name in enumerate(folders):
-        members = image_files(os.path.join(input_dir, name))
+        members = image_files(storage.join(input_dir, name))
         if not members:
             raise UserError(f"--input_dir={input_dir}: class folder {name!r} has no image files "
                             f"({' '.join(IMAGE_EXTENSIONS)}); add some or remove the folder")
-        files += [os.path.join(name, m) for m in members]
+        files += [storage.join(name, m) for m in members]
         file_labels += [index] * len(members)
     return Listing(files, file_labels, folders)
 
@@ -292,8 +281,10 @@ def _decode(path: str) -> tuple[bytes, Image.Image, str, str, int]:
     # Any exception of the decoder means the file is bad: Pillow's plugins raise OSError, SyntaxError,
     # ValueError, struct.error, EOFError, ... on damaged data.
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = storage.read_bytes(path, "image")
+    except UserError as e:  # gone, a dangling link, no permission: a file this run cannot use
+        raise BadImage(str(e)) from None
+    try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # the full decode: truncated or damaged data fails here, not later in training
             orientation = _orientation(image)
@@ -402,9 +393,9 @@ def planned_shards(prefix: str, count: int, num_shards: int) -> list[str]:
 def _check_no_stale_shards(directory: str, prefixes, planned: set[str]) -> None:
     """Training reads every `train*`/`dev*`/... file of a folder: shards of an earlier run with other counts
     would be read too, so they stop the run (this code deletes nothing it did not write)."""
-    if not os.path.isdir(directory):
+    if not storage.isdir(directory):
         return
-    stale = sorted(n for n in os.listdir(directory)
+    stale = sorted(n for n in storage.listdir(directory)
                    if not _hidden(n) and n.startswith(tuple(prefixes)) and n not in planned)
     if stale:
         raise UserError(f"{directory} already holds {len(stale)} files the readers would take as shards of this "
@@ -416,8 +407,7 @@ class _Spool:
     """Encoded images in an anonymous temporary file (gone even if the process dies), read back by index."""
 
     def __init__(self, directory: str):
-        os.makedirs(directory, exist_ok=True)
-        self._file = tempfile.TemporaryFile(dir=directory)  # beside the output: same disk, room for the data
+        self._file = storage.scratch_file(near=directory)
         self._where: list[tuple[int, int]] = []
         self._size = 0
 
@@ -443,7 +433,7 @@ def _write_shards(directory: str, prefix: str, order: np.ndarray, num_shards: in
     for shard, (start, stop) in enumerate(bounds):
         name = records.shard_name(prefix, shard, len(bounds))
         part = order[start:stop].tolist()
-        records.write_records(os.path.join(directory, name), (make_example(spool.get(i), i) for i in part))
+        records.write_records(storage.join(directory, name), (make_example(spool.get(i), i) for i in part))
         progress.update(len(part))
         names.append(name)
     return names
@@ -466,12 +456,10 @@ class Summary:
 
 def _check_output_dir(input_dir: str, output_dir: str, shard_dir: str) -> None:
     for directory in (output_dir, shard_dir):
-        if os.path.exists(directory) and not os.path.isdir(directory):
+        if storage.exists(directory) and not storage.isdir(directory):
             raise UserError(f"--output_dir: {directory} is a file, not a folder; choose another --output_dir")
-    source = os.path.realpath(input_dir)
     for directory in (output_dir, shard_dir):
-        target = os.path.realpath(directory)
-        if os.path.commonpath([source, target]) == source:
+        if storage.is_within(directory, input_dir):
             raise UserError(f"--output_dir={output_dir} writes into --input_dir={input_dir}: keep the shards "
                             "out of your image folder and choose an --output_dir outside it")
 
@@ -484,14 +472,14 @@ def _encode_all(input_dir: str, listing: Listing, opts: Options, spool: _Spool):
 
     def work(relative: str):
         try:
-            return encode_image(os.path.join(input_dir, relative), opts.image_size)
+            return encode_image(storage.join(input_dir, relative), opts.image_size)
         except BadImage as e:
             return e
 
     # closing(): an error in the loop stops the worker threads at once.
     with contextlib.closing(_ordered_map(work, listing.files, opts.threads())) as results:
         for position, result in enumerate(results):
-            path = os.path.join(input_dir, listing.files[position])
+            path = storage.join(input_dir, listing.files[position])
             if isinstance(result, BadImage):
                 if opts.on_bad_image == "fail":
                     raise UserError(f"unreadable image {path} ({result}); fix or remove it, or use "
@@ -512,7 +500,7 @@ def _encode_all(input_dir: str, listing: Listing, opts: Options, spool: _Spool):
 
 
 def _task_name(opts: Options, input_dir: str) -> str:
-    return opts.name or os.path.basename(os.path.normpath(os.path.abspath(input_dir)))
+    return opts.name or storage.basename(storage.absolute(input_dir))
 
 
 def _labeled_task(opts, input_dir, listing, good, stats, spool, output_dir, bad) -> Summary:
@@ -544,22 +532,22 @@ def _labeled_task(opts, input_dir, listing, good, stats, spool, output_dir, bad)
                           flip=opts.flip)
     names = {str(i): name for i, name in enumerate(listing.class_names)}
     # ASCII escapes keep any folder name (even one that is not valid UTF-8) writable.
-    atomic_write_text(os.path.join(output_dir, CLASS_NAMES_FILE), json.dumps(names, indent=2) + "\n")
+    storage.write_text(storage.join(output_dir, CLASS_NAMES_FILE), json.dumps(names, indent=2) + "\n")
     _write_bad_list(output_dir, bad)
-    task_file = os.path.join(output_dir, TASK_FILE)
+    task_file = storage.join(output_dir, TASK_FILE)
     tasks.write_task_file(task_file, task)  # last: its presence means the rest is complete
     return Summary(True, counts, shards, num_classes, list(listing.class_names), bad, output_dir, task_file, task)
 
 
 def _existing_labeled_task(task_file: str) -> tasks.TaskInfo | None:
-    if not os.path.isfile(task_file):
+    if not storage.isfile(task_file):
         return None
     task = tasks.load_task_file(task_file)
     return task if task.num_train_images is not None else None
 
 
 def _unlabeled_task(opts, input_dir, good, stats, spool, output_dir, shard_dir, bad) -> Summary:
-    task_file = os.path.join(output_dir, TASK_FILE)
+    task_file = storage.join(output_dir, TASK_FILE)
     labeled_task = _existing_labeled_task(task_file)
     num_classes = _unlabeled_classes(opts, labeled_task, task_file)
     order = np.random.RandomState(opts.seed).permutation(len(good))
@@ -605,7 +593,7 @@ def _unlabeled_classes(opts: Options, labeled_task: tasks.TaskInfo | None, task_
 def _write_bad_list(directory: str, bad: list[str]) -> None:
     """Always written (empty when all files were read), so no list of an earlier run is left behind."""
     lines = [p if p.isprintable() else repr(p) for p in bad]  # one line per file whatever its name holds
-    atomic_write_text(os.path.join(directory, BAD_IMAGES_FILE), "".join(f"{line}\n" for line in lines))
+    storage.write_text(storage.join(directory, BAD_IMAGES_FILE), "".join(f"{line}\n" for line in lines))
 
 
 def prepare(input_dir: str, output_dir: str, opts: Options = Options()) -> Summary:
@@ -615,14 +603,14 @@ def prepare(input_dir: str, output_dir: str, opts: Options = Options()) -> Summa
         raise UserError("--output_dir is required: where the shards and task_info.json go")
     listing = list_images(input_dir, opts.labels)
     labeled = listing.labels is not None
-    shard_dir = output_dir if labeled else os.path.join(output_dir, UNLABELED_DIR)
+    shard_dir = output_dir if labeled else storage.join(output_dir, UNLABELED_DIR)
     _check_output_dir(input_dir, output_dir, shard_dir)
     if not labeled:  # fail on a missing class count before the long encoding pass, not after it
-        _unlabeled_classes(opts, _existing_labeled_task(os.path.join(output_dir, TASK_FILE)),
-                           os.path.join(output_dir, TASK_FILE))
+        _unlabeled_classes(opts, _existing_labeled_task(storage.join(output_dir, TASK_FILE)),
+                           storage.join(output_dir, TASK_FILE))
     logging.info("%s: %d image files%s", input_dir, len(listing.files),
                  f" in {len(listing.class_names)} classes" if labeled else " (unlabeled)")
-    remove_dead_temporaries(shard_dir)
+    storage.remove_dead_temporaries(shard_dir)
     spool = _Spool(shard_dir)
     try:
         good, stats, bad = _encode_all(input_dir, listing, opts, spool)

@@ -25,15 +25,14 @@ different seed or input stops instead of mixing two splits.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from noisy_student_tf import storage
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.io_utils import atomic_write_text, remove_dead_temporaries
 from noisy_student_tf.progress import Progress
 
 SOURCE_SPLITS = ("train", "test", "extra")
@@ -73,10 +72,13 @@ class MatSource:
         try:
             from scipy.io import loadmat
 
-            data = loadmat(path, variable_names=["X", "y"])
+            with storage.reader(path, "SVHN file") as f:
+                data = loadmat(f, variable_names=["X", "y"])
+        except UserError:
+            raise
         except Exception as e:  # scipy raises many types for damaged or HDF5 (v7.3) files
             raise UserError(f"cannot read {path} as a MATLAB v5 file ({e}); replace it with the original "
-                            f"{os.path.basename(path)} from {DOWNLOAD_URL}") from None
+                            f"{storage.basename(path)} from {DOWNLOAD_URL}") from None
         # As upstream `proc_svhn.py`, `download_and_extract`: (32, 32, 3, N) -> (N, 32, 32, 3).
         images = np.transpose(data["X"], [3, 0, 1, 2])
         return images, _mat_digits(data["y"].reshape(-1), path), None
@@ -90,8 +92,8 @@ def find_mat_files(raw_data_dir: str) -> dict[str, str]:
     found, missing = {}, []
     for split in SOURCE_SPLITS:
         name = MAT_FILE.format(split)
-        candidates = [os.path.join(raw_data_dir, name), os.path.join(raw_data_dir, DOWNLOAD_SUBDIR, name)]
-        path = next((p for p in candidates if os.path.isfile(p)), None)
+        candidates = [storage.join(raw_data_dir, name), storage.join(raw_data_dir, DOWNLOAD_SUBDIR, name)]
+        path = next((p for p in candidates if storage.isfile(p)), None)
         if path is None:
             missing.append(name)
         else:
@@ -100,7 +102,7 @@ def find_mat_files(raw_data_dir: str) -> dict[str, str]:
         raise UserError(
             f"missing {', '.join(missing)}: nothing is downloaded, so put the original SVHN files "
             f"({', '.join(MAT_FILE.format(s) for s in SOURCE_SPLITS)}, from {DOWNLOAD_URL}) into "
-            f"{raw_data_dir} or {os.path.join(raw_data_dir, DOWNLOAD_SUBDIR)}; alternatively prepare TFDS's "
+            f"{raw_data_dir} or {storage.join(raw_data_dir, DOWNLOAD_SUBDIR)}; alternatively prepare TFDS's "
             f"svhn_cropped locally (`tfds build svhn_cropped`) and pass --tfds_name=svhn_cropped")
     return found
 
@@ -110,15 +112,18 @@ def _mat_size(path: str) -> int:
     try:
         from scipy.io import whosmat
 
-        shapes = {name: (tuple(shape), dtype) for name, shape, dtype in whosmat(path)}
+        with storage.reader(path, "SVHN file") as f:
+            shapes = {name: (tuple(shape), dtype) for name, shape, dtype in whosmat(f)}
+    except UserError:
+        raise
     except Exception as e:
         raise UserError(f"cannot read {path} as a MATLAB v5 file ({e}); replace it with the original "
-                        f"{os.path.basename(path)} from {DOWNLOAD_URL}") from None
+                        f"{storage.basename(path)} from {DOWNLOAD_URL}") from None
     x_shape, x_type = shapes.get("X", ((), None))
     y_shape, _ = shapes.get("y", ((), None))
     if len(x_shape) != 4 or x_shape[:3] != IMAGE_SHAPE or x_type != "uint8":
         raise UserError(f"{path}: expected X of shape (32, 32, 3, N) uint8, found {x_shape or 'no X'} {x_type or ''}"
-                        f"; is it the original {os.path.basename(path)}?")
+                        f"; is it the original {storage.basename(path)}?")
     if y_shape != (x_shape[3], 1):
         raise UserError(f"{path}: expected y of shape ({x_shape[3]}, 1) to match X, found {y_shape or 'no y'}")
     return x_shape[3]
@@ -234,9 +239,9 @@ def shard_bounds(num_images: int, num_shards: int) -> np.ndarray:
 def output_paths(output_dir: str, name: str, full_train_data: bool) -> list[str]:
     """The shard paths of one output split, in shard order (upstream `proc_svhn.py`, `save_tfrecord`)."""
     prefix = f"{name}_full" if full_train_data else name
-    directory = os.path.join(output_dir, UNLABELED_SUBDIR) if name == "extra" else output_dir
+    directory = storage.join(output_dir, UNLABELED_SUBDIR) if name == "extra" else output_dir
     num_shards = NUM_SHARDS[name]
-    return [os.path.join(directory, records.shard_name(prefix, i, num_shards)) for i in range(num_shards)]
+    return [storage.join(directory, records.shard_name(prefix, i, num_shards)) for i in range(num_shards)]
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -271,12 +276,12 @@ def serialize(name: str, jpegs: list[bytes], digits: np.ndarray):
 def write_split(name: str, images: np.ndarray, digits: np.ndarray, indices: np.ndarray, paths: list[str]) -> int:
     """Writes the missing shards of one output split; returns how many images they hold."""
     bounds = shard_bounds(len(indices), len(paths))
-    todo = [i for i, path in enumerate(paths) if not os.path.exists(path)]
+    todo = [i for i, path in enumerate(paths) if not storage.exists(path)]
     total = int(sum(bounds[i + 1] - bounds[i] for i in todo))
     if len(todo) < len(paths):
         logging.info("%s: %d of %d shards exist already, writing the other %d", name, len(paths) - len(todo),
                      len(paths), len(todo))
-    os.makedirs(os.path.dirname(paths[0]), exist_ok=True)
+    storage.makedirs(storage.parent(paths[0]))
     progress = Progress(f"writing {name}", total)
     for i in todo:
         part = indices[bounds[i]:bounds[i + 1]]
@@ -288,10 +293,9 @@ def write_split(name: str, images: np.ndarray, digits: np.ndarray, indices: np.n
 
 def _check_settings(output_dir: str, full_train_data: bool, settings: dict) -> None:
     """Refuses to add shards to an output directory made from another input, seed or dev size."""
-    path = os.path.join(output_dir, ".proc_svhn%s.json" % ("_full" if full_train_data else ""))
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            previous = json.load(f)
+    path = storage.join(output_dir, ".proc_svhn%s.json" % ("_full" if full_train_data else ""))
+    if storage.exists(path):
+        previous = storage.read_json(path)
         changed = ", ".join(f"{key} {previous.get(key)!r} -> {settings.get(key)!r}"
                             for key in sorted(set(previous) | set(settings)) if previous.get(key) != settings.get(key))
         if changed:
@@ -299,8 +303,7 @@ def _check_settings(output_dir: str, full_train_data: bool, settings: dict) -> N
                             f"({changed}; recorded in {path}): choose another --output_dir, or delete those shards "
                             f"and {path}")
         return
-    os.makedirs(output_dir, exist_ok=True)
-    atomic_write_text(path, json.dumps(settings, sort_keys=True) + "\n")
+    storage.write_text(path, json.dumps(settings, sort_keys=True) + "\n")
 
 
 def prepare(source, output_dir: str, seed: int = UPSTREAM_SEED, full_train_data: bool = False,
@@ -321,11 +324,11 @@ def prepare(source, output_dir: str, seed: int = UPSTREAM_SEED, full_train_data:
     _check_settings(output_dir, full_train_data,
                     {"source": source.describe(), "seed": seed, "dev_size": None if full_train_data else dev_size,
                      "sizes": sizes})
-    remove_dead_temporaries(output_dir)
+    storage.remove_dead_temporaries(output_dir)
     for source_split in SOURCE_SPLITS:
         outputs = {name: indices for name, (src, indices) in plan.items() if src == source_split}
         paths = {name: output_paths(output_dir, name, full_train_data) for name in outputs}
-        if all(os.path.exists(p) for name in outputs for p in paths[name]):
+        if all(storage.exists(p) for name in outputs for p in paths[name]):
             logging.info("all %s shards exist already", "/".join(outputs))
             continue
         images, digits, rows = source.load(source_split)
