@@ -7,7 +7,7 @@ with these local-only refinements, kept here so that no other module needs a loc
 * file stamps of local files come from `os.stat` (nanosecond modification times; TensorFlow's local `stat`
   rounds them to seconds, which would make records written by earlier versions look stale);
 * a finished local text file (records, markers) is `fsync`ed before it is renamed into place;
-* walking a local folder follows symbolic links and reads a folder reached twice only once;
+* a local walk may follow symbolic links (`walk(follow_links=True)`), reading a folder reached twice only once;
 * `scratch_file` and the liveness test of `remove_dead_temporaries` (`os.kill(pid, 0)`) are local by nature.
 
 Atomic writes: a file is written under a hidden temporary name in its final directory
@@ -20,6 +20,10 @@ object store (`move_tree`), so a multi-file output names the file that marks it 
 Errors: a missing file or directory is reported as on a local disk (the caller's message, or "... does not
 exist"); a path whose filesystem cannot be reached at all (a `gs://` bucket without credentials or network)
 raises `UnreachableStorage`, naming the path and the likely cause.
+
+TensorFlow's `ram://` filesystem (the tests' stand-in for `gs://`, in one process) answers "is a directory" for
+any name prefix and lists the tails of siblings' names; `exists`, `isdir` and `listdir` correct both for it, so
+that a test on `ram://` means what it would on Cloud Storage.
 
 Local-file calls outside this module, each genuinely local: `flag_reference.py` rewrites FLAGS.md of the source
 checkout; the tests' fork server (`tests/prewarmed.py`) and fixtures.
@@ -187,17 +191,17 @@ def glob(pattern: str) -> list[str]:
         raise _unreachable(pattern, e) from None
 
 
-def walk(top: str):
+def walk(top: str, follow_links: bool = False):
     """Yields (directory, sub-directory names, file names) from `top` down, names sorted; removing names from the
-    sub-directory list skips them. A local walk follows links and reads a folder reached twice only once. An
-    unreadable local folder raises UserError."""
+    sub-directory list skips them. With `follow_links`, a local walk follows symbolic links to folders and reads a
+    folder reached twice only once (object stores have no links). An unreadable local folder raises UserError."""
     if is_url(top):
         names = listdir(top)
         subdirs = [name for name in names if isdir(join(top, name))]
         files = [name for name in names if name not in subdirs]
         yield top, subdirs, files
         for name in list(subdirs):
-            yield from walk(join(top, name))
+            yield from walk(join(top, name), follow_links)
         return
 
     def unreadable(error: OSError):
@@ -205,7 +209,7 @@ def walk(top: str):
                         "out")
 
     seen = set()
-    for directory, subdirs, names in os.walk(top, onerror=unreadable, followlinks=True):
+    for directory, subdirs, names in os.walk(top, onerror=unreadable, followlinks=follow_links):
         real = os.path.realpath(directory)
         if real in seen:  # a link back up the tree, or two links to one folder
             subdirs[:] = []

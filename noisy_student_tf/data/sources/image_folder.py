@@ -161,7 +161,7 @@ def image_files(top: str) -> list[str]:
     """Image files anywhere below `top`, relative to it, sorted (the order every later step relies on); links are
     followed and a folder reached twice is read once (`storage.walk`)."""
     found = []
-    for directory, subdirs, names in storage.walk(top):
+    for directory, subdirs, names in storage.walk(top, follow_links=True):
         subdirs[:] = [d for d in subdirs if _is_folder_to_read(d)]
         found += [storage.relative(storage.join(directory, n), top) for n in names if _is_image_name(n)]
     return sorted(found)
