@@ -3,7 +3,7 @@
 On the same unlabeled shards (32x32 JPEGs) and the same teacher (the digits recipe's EfficientNet-B0, small-image
 path, 10 classes), each pair of runs times
   tools: python predict.py --shard_id=0,...,N-1  then  python filter_unlabel.py --all_shards
-  beam:  python pseudo_label_beam.py --runner=DirectRunner --direct_num_workers=2
+  beam:  python pseudo_label_beam.py --runner=FnApiRunner --direct_num_workers=2
          --direct_running_mode=multi_processing   (predictions written too, so both write the same files)
 wall clock from process start to exit, alternating which goes first. The ratio is images/s of Beam over images/s
 of the tools (tools time / Beam time) per pair; the table gives each pair and the median, and checks that both
@@ -61,7 +61,7 @@ def commands(root, out, shards, num_image):
         [sys.executable, "filter_unlabel.py", *data, *dirs, *filter_flags, f"--input_dir={root}/unl", "--all_shards"],
     ]
     beam = [[sys.executable, "pseudo_label_beam.py", *TEACHER, *data, *dirs, *filter_flags,
-             f"--predict_ckpt_path={root}/teacher", f"--input_dir={root}/unl", "--runner=DirectRunner",
+             f"--predict_ckpt_path={root}/teacher", f"--input_dir={root}/unl", "--runner=FnApiRunner",
              "--direct_num_workers=2", "--direct_running_mode=multi_processing"]]
     return tools, beam
 

@@ -73,7 +73,7 @@ def pseudo_label_beam() -> None:
       python pseudo_label_beam.py --task_name=svhn --model_name=efficientnet-b0 --predict_ckpt_path=ckpt/teacher \\
           --input_dir=data/svhn/proc/unlabeled --file_prefix=extra --num_shards=128 \\
           --prelim_stats_dir=ckpt/prelim_stats --output_dir=ckpt/filtered --num_image=130000 \\
-          --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
+          --runner=FnApiRunner --direct_num_workers=2 --direct_running_mode=multi_processing
 
     Flags that are not this program's are Beam pipeline options (--runner, --project, ...).
     """

@@ -332,7 +332,9 @@ class PredictConfig:
     use_ema: bool = True
     precision: str = "float32"
 
-    def validate(self) -> None:
+    def validate(self, writes_files: bool = True) -> None:
+        """Checks the values; `writes_files=False` (the Beam pipeline filtering without writing predictions)
+        needs no output or info directory."""
         if self.num_shards <= 0:
             raise UserError(f"--num_shards must be positive, got {self.num_shards}")
         if self.total_replicas <= 0:
@@ -344,7 +346,7 @@ class PredictConfig:
             raise UserError(f"--predict_batch_size must be positive, got {self.batch_size}")
         if not self.input_dir:
             raise UserError("--label_data_dir is required: the directory holding the shards to predict")
-        if not self.output_dir:
+        if writes_files and not self.output_dir:
             raise UserError("--output_dir is required: where the predictions go")
         if not self.shards:
             raise UserError("--shard_id is empty")
@@ -352,7 +354,7 @@ class PredictConfig:
             if not 0 <= shard < self.num_shards:
                 raise UserError(f"--shard_id: {shard} is not in 0..{self.num_shards - 1} "
                                 f"(--num_shards={self.num_shards})")
-        if not self.reassign and not self.info_dir:
+        if writes_files and not self.reassign and not self.info_dir:
             raise UserError("--info_dir is required: where the per-shard image counts (info-*.txt) go")
 
 
@@ -433,7 +435,7 @@ class DriverConfig:
         offline_engine: "tools" (predict and filter_unlabel in this process) or "beam" (the Apache Beam pipeline of
             pseudo_label_beam.py, one stage per iteration; the same files).
         beam_options: Beam pipeline options for "beam", e.g. ("--direct_num_workers=2",
-            "--direct_running_mode=multi_processing"); none: DirectRunner in this process.
+            "--direct_running_mode=multi_processing"); without --runner, Beam's FnApiRunner.
         settings: the run's record in pipeline_flags.json; a re-run into the same output_dir with other
             settings is refused. None records this config's fields.
     """

@@ -222,6 +222,9 @@ def define_beam_flags(flag_values=flags.FLAGS) -> None:
                       "instead of stopping.", **fv)
     flags.DEFINE_bool("predict_only", False, "Only predict: write --prediction_dir and --info_dir, no filtering.",
                       **fv)
+    flags.DEFINE_integer("task", -1, "With --total_replicas > 1: -1 filters every replica's predictions together; "
+                         "N >= 0 filters each replica's on its own, as upstream's per-replica filter_unlabel.py jobs "
+                         "(output names carry the replica).", **fv)
 
 
 def define_driver_flags(flag_values=flags.FLAGS) -> None:

@@ -98,12 +98,12 @@ def run_programs(root):
     main_program("--mode=predict", f"--predict_ckpt_path={root}/tf1/model.ckpt-0", f"--label_data_dir={data}/unl",
                  "--file_prefix=extra", f"--num_shards={NUM_SHARDS}", "--shard_id=0",
                  f"--output_dir={root}/pred_tf1/predict_label", f"--info_dir={root}/pred_tf1/info")
-    # The Beam pipeline on the DirectRunner in this process (ram:// is not shared with other processes).
+    # The Beam pipeline on the FnApiRunner in this process (ram:// is not shared with other processes).
     beam_args = ["pseudo_label_beam.py", *TINY, f"--predict_ckpt_path={root}/teacher", f"--input_dir={data}/unl",
                  "--file_prefix=extra", f"--num_shards={NUM_SHARDS}", f"--prelim_stats_dir={root}/beam/prelim_stats",
                  f"--output_dir={root}/beam/filter_data", f"--prediction_dir={root}/beam/predict_label",
                  f"--info_dir={root}/beam/info", "--num_image=4"]
-    flag_adapters.run_pseudo_label_beam(["pseudo_label_beam.py", "--runner=DirectRunner",
+    flag_adapters.run_pseudo_label_beam(["pseudo_label_beam.py", "--runner=FnApiRunner",
                                          "--direct_running_mode=in_memory"],
                                         parse([define_main_flags, define_beam_flags], beam_args))
 

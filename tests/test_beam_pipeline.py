@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -24,8 +23,12 @@ import tensorflow as tf
 
 import jobs_helper
 import offline_data
+import prewarmed
 import tiny_data
+from absl import flags
 from noisy_student_tf.errors import UserError
+from noisy_student_tf.flags import define_beam_flags, define_main_flags
+from noisy_student_tf.jobs import restore
 from noisy_student_tf.models.inference import clean_logits, model_from_config
 from noisy_student_tf.offline import beam_pipeline, filter_shards
 from noisy_student_tf.offline.filter_shards import FilterConfig
@@ -33,8 +36,8 @@ from noisy_student_tf.tasks import get_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_SHARDS = 8
-MULTI_PROCESS = ("--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing")
-IN_PROCESS = ("--runner=DirectRunner",)
+MULTI_PROCESS = ("--runner=FnApiRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing")
+IN_PROCESS = ("--runner=FnApiRunner",)
 
 pytestmark = pytest.mark.xdist_group("beam")  # Beam worker processes: one of these tests at a time
 
@@ -135,7 +138,7 @@ def reference(data):
     return out, stats
 
 
-def test_two_worker_processes_write_the_files_of_predict_and_filter_unlabel(data, reference, tmp_path):
+def test_two_worker_processes_write_the_files_of_predict_and_filter_unlabel(data, reference, tmp_path, monkeypatch):
     expected_dir, stats = reference
     out = tmp_path / "beam"
     assert beam_run(data, out, MULTI_PROCESS) == stats
@@ -157,15 +160,24 @@ def test_two_worker_processes_write_the_files_of_predict_and_filter_unlabel(data
     assert any(kept[name] < total for name, total in above.items() if total > 30), (above, kept)
     assert any(kept[name] > total for name, total in above.items() if 0 < total < 30), (above, kept)
     assert not no_temporaries(out)
-    # A re-run of the finished run does nothing (its record matches): nothing is rewritten.
+    # A re-run of the finished run does nothing (its record matches): nothing is rewritten, and the teacher is
+    # not even loaded.
     before = {name: os.stat(out / name).st_mtime_ns for name in written}
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the re-run of a finished run loaded the teacher")
+
+    monkeypatch.setattr(restore, "restore_model", no_model)
+    start = time.monotonic()
     assert beam_run(data, out, IN_PROCESS) == stats
+    print(f"the re-run of a finished run took {time.monotonic() - start:.2f} s")
+    assert time.monotonic() - start < 5
     assert {name: os.stat(out / name).st_mtime_ns for name in written} == before
 
 
 @pytest.mark.parametrize("setting", [
     dict(predict_changes={"total_replicas": 2}, max_prob=0.95, upsample=False, only_use_num_shards=5),
-    dict(predict_changes={"total_replicas": 2}, task=0, use_all=True),
+    # task=0 with use_all: test_the_command_line_needs_no_prediction_dir_and_takes_the_filters_task
 ])
 def test_other_filter_settings_and_replicas_match_the_per_shard_tools(data, tmp_path, setting):
     tools = per_shard_tools(data, tmp_path / "tools", **setting)
@@ -240,11 +252,13 @@ def test_a_bundle_that_fails_once_is_retried_and_leaves_no_partial_file(data, re
 
 
 def cli_args(data, out):
-    return [sys.executable, os.path.join(ROOT, "pseudo_label_beam.py"), *jobs_helper.TINY_FLAGS,
+    """The command line, run as a fork of a pre-imported interpreter (prewarmed.py): Beam's worker processes are
+    new Pythons either way."""
+    return [os.path.join(ROOT, "pseudo_label_beam.py"), *jobs_helper.TINY_FLAGS,
             f"--predict_ckpt_path={data / 'teacher'}", f"--input_dir={data / 'unl'}", "--file_prefix=extra",
             f"--num_shards={NUM_SHARDS}", "--predict_batch_size=8", f"--prelim_stats_dir={out / 'prelim_stats'}",
             f"--output_dir={out / 'filter_data'}", f"--prediction_dir={out / 'predict_label'}",
-            f"--info_dir={out / 'info'}", "--num_image=30", "--min_threshold=0.3", "--seed=7", "--runner=DirectRunner"]
+            f"--info_dir={out / 'info'}", "--num_image=30", "--min_threshold=0.3", "--seed=7", "--runner=FnApiRunner"]
 
 
 def test_the_command_killed_while_writing_leaves_no_partial_file_and_a_rerun_gives_the_same_files(
@@ -252,7 +266,7 @@ def test_the_command_killed_while_writing_leaves_no_partial_file_and_a_rerun_giv
     expected_dir, _ = reference
     expected = files(expected_dir)
     out = tmp_path / "beam"
-    process = subprocess.Popen(cli_args(data, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = prewarmed.Process(cli_args(data, out), cwd=ROOT)
     data_dir = out / "filter_data" / "data"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
@@ -261,13 +275,13 @@ def test_the_command_killed_while_writing_leaves_no_partial_file_and_a_rerun_giv
         time.sleep(0.01)
     assert process.poll() is None, "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.communicate()
     # Whatever was left under a final name is complete: equal to the per-shard tools' file of that name.
     left = files(out)
     finished = [name for name in left if ".tmp-" not in name]
     assert all(left[name] == expected[name] for name in finished if name in expected)
     assert "filter_data/stats/final_stats.json" not in left
-    result = subprocess.run(cli_args(data, out), capture_output=True, text=True, timeout=600)
+    result = prewarmed.run(cli_args(data, out), cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Beam pipeline finished" in result.stderr
     assert_same_files(expected_dir, out)
@@ -307,14 +321,14 @@ def beam_workers(pid):
 
 def test_a_killed_worker_process_stops_the_run_with_an_error_and_a_rerun_gives_the_same_files(
         data, reference, tmp_path):
-    """DirectRunner with 2 worker processes: one is SIGKILLed mid-run. Beam itself would wait forever; the
+    """FnApiRunner with 2 worker processes: one is SIGKILLed mid-run. Beam itself would wait forever; the
     command stops with a clear error, leaves no partial file under a final name, and the same command run
     again finishes with the per-shard tools' files."""
     expected_dir, _ = reference
     expected = files(expected_dir)
     out = tmp_path / "beam"
     args = cli_args(data, out)[:-1] + list(MULTI_PROCESS)
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = prewarmed.Process(args, cwd=ROOT)
     deadline, seen = time.monotonic() + 300, None
     while time.monotonic() < deadline and process.poll() is None:
         workers = beam_workers(process.pid)
@@ -333,7 +347,7 @@ def test_a_killed_worker_process_stops_the_run_with_an_error_and_a_rerun_gives_t
     left = files(out)
     assert all(left[name] == expected[name] for name in left if ".tmp-" not in name and name in expected)
     assert "filter_data/stats/final_stats.json" not in left
-    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    result = prewarmed.run(args, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_files(expected_dir, out)
     assert not no_temporaries(out)
@@ -363,8 +377,7 @@ def test_a_worker_death_seen_first_as_a_closed_channel_waits_for_the_exit_code_w
 
 
 def test_unknown_flags_and_arguments_are_refused(data, tmp_path):
-    result = subprocess.run(cli_args(data, tmp_path) + ["--min_treshold=0.5"], capture_output=True, text=True,
-                            timeout=300)
+    result = prewarmed.run(cli_args(data, tmp_path) + ["--min_treshold=0.5"], cwd=ROOT, timeout=300)
     assert result.returncode == 1
     assert "unknown flags ['--min_treshold=0.5']" in result.stderr
     assert not (tmp_path / "filter_data").exists()
@@ -410,3 +423,109 @@ def test_bad_input_stops_before_anything_is_written_with_the_per_shard_message(d
 
     assert same_shard(beam.value) == same_shard(per_shard.value)
     assert not files(beam_out)  # not a prediction, histogram or threshold file: the check comes first
+
+
+# --- the pipeline as a user outside this repository runs it ---
+
+def cli(*args):
+    """pseudo_label_beam.py's flags through its real adapter, in this process: (values, pipeline options)."""
+    values = flags.FlagValues()
+    define_main_flags(values)
+    define_beam_flags(values)
+    rest = values(["pseudo_label_beam.py", *jobs_helper.TINY_FLAGS, *args], known_only=True)
+    return values, rest[1:]
+
+
+def cli_filter_args(data, out, *extra):
+    """The filter's flags of the tests' default settings (filter_config), without --prediction_dir/--info_dir."""
+    return (f"--predict_ckpt_path={data / 'teacher'}", f"--input_dir={data / 'unl'}", "--file_prefix=extra",
+            f"--num_shards={NUM_SHARDS}", "--predict_batch_size=8", f"--prelim_stats_dir={out / 'prelim_stats'}",
+            f"--output_dir={out / 'filter_data'}", "--num_image=30", "--min_threshold=0.3", "--seed=7", *extra)
+
+
+def test_the_command_line_needs_no_prediction_dir_and_takes_the_filters_task(data, tmp_path):
+    """Without --prediction_dir/--info_dir the command writes no predictions and the filter files of
+    filter_unlabel.py; --task=0 over two prediction replicas (upstream's per-replica filter jobs) gives the files of
+    filter_unlabel.py --task=0."""
+    from noisy_student_tf import flag_adapters
+
+    setting = dict(predict_changes={"total_replicas": 2}, task=0, use_all=True)
+    tools = per_shard_tools(data, tmp_path / "tools", **setting)
+    out = tmp_path / "beam"
+    values, options = cli(*cli_filter_args(data, out, "--total_replicas=2", "--task=0", "--use_all",
+                                           *IN_PROCESS))
+    assert flag_adapters.run_pseudo_label_beam(["pseudo_label_beam.py", *options], values) == tools
+    expected = {n: b for n, b in files(tmp_path / "tools").items() if n.startswith(("prelim_stats/", "filter_data/"))}
+    assert sorted(os.listdir(out)) == ["filter_data", "prelim_stats"]  # no predict_label/, no info/
+    assert files(out) == expected
+    assert any(n.startswith("filter_data/data/train-1-") for n in expected)  # both replicas' tasks were filtered
+
+
+def test_a_runner_of_another_package_brings_its_options_and_misspelt_flags_are_still_refused():
+    assert "beam_test_runner" not in sys.modules  # its options class is not registered until its module loads
+    runner = "--runner=beam_test_runner.RecordingRunner"
+    beam_pipeline.check_pipeline_args([runner, "--recording_tag=nightly"])
+    with pytest.raises(UserError, match=r"unknown flags \['--recording_tgg=nightly'\]"):
+        beam_pipeline.check_pipeline_args([runner, "--recording_tgg=nightly"])
+    with pytest.raises(UserError, match=r"--runner=no_such_package.Runner: cannot import no_such_package"):
+        beam_pipeline.check_pipeline_args(["--runner=no_such_package.Runner"])
+    with pytest.raises(UserError, match=r"--runner=NoSuchRunner is not a runner Beam knows"):
+        beam_pipeline.check_pipeline_args(["--runner=NoSuchRunner"])
+
+
+@pytest.mark.parametrize("runner", ["DaskRunner", "dask", "apache_beam.runners.dask.dask_runner.DaskRunner"])
+def test_the_dask_runner_is_refused_before_anything_is_read_or_written(data, tmp_path, runner):
+    cfg = beam_pipeline.BeamConfig(predict=predict_config(data, tmp_path), filter=filter_config(data, tmp_path),
+                                   write_predictions=True,
+                                   pipeline_args=(f"--runner={runner}", "--dask_client_address=tcp://127.0.0.1:8786"))
+    with pytest.raises(UserError, match=r"--runner=DaskRunner is refused: Beam 2.77's Dask runner cannot send"):
+        beam_pipeline.run(cfg)
+    assert not os.path.exists(tmp_path / "filter_data") and not os.path.exists(tmp_path / "predict_label")
+
+
+def test_a_runner_that_loses_a_prediction_stops_the_run_naming_the_shard(data, tmp_path, monkeypatch):
+    """The info files count the input shard's records, as predict.py's: a runner that loses an element (Beam's
+    Dask runner dropped the last batch of a partition) is caught before the shard's files are written."""
+    real = beam_pipeline.drop_images
+
+    def lose_one(keyed_result, per_replica):
+        key, (worker, start, probabilities) = real(keyed_result, per_replica)
+        return key, (worker, start, probabilities[1:] if key[0] == 3 and start == 0 else probabilities)
+
+    monkeypatch.setattr(beam_pipeline, "drop_images", lose_one)
+    with pytest.raises(UserError, match=r"extra-00003-of-00008: the pipeline received 49 predictions for the 50 "
+                                        r"records of replica 0: the runner lost or repeated elements"):
+        beam_run(data, tmp_path)
+    assert files(tmp_path) == {}  # the check precedes the plan, which precedes every write
+
+
+def readme_beam_command():
+    """The README's worked example of pseudo_label_beam.py, as words."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        blocks = re.findall(r"```bash\n(.*?)```", f.read(), flags=re.S)
+    block = next(b for b in blocks if b.startswith("python pseudo_label_beam.py"))
+    return block.replace("\\\n", " ").split()
+
+
+def test_the_readmes_worked_example_runs_as_written_on_the_runner_it_names(tmp_path):
+    """The command a user copies from the README, as a program run (a fork of a pre-imported interpreter, with
+    Beam's two worker processes), on stand-ins for the main job's files: the prepared digits and a checkpoint of
+    the recipe's teacher network (untrained: what it predicts does not matter here)."""
+    from noisy_student_tf import derivations, recipes
+    from noisy_student_tf.data.sources import digits
+
+    command = readme_beam_command()
+    assert command[:2] == ["python", "pseudo_label_beam.py"]
+    assert "--runner=FnApiRunner" in command and "--direct_running_mode=multi_processing" in command
+    digits.prepare(str(tmp_path / "data" / "digits" / "proc"))
+    recipe = recipes.get("digits")
+    network = model_from_config(derivations.model_config(get_task("digits"), recipe.teacher_model_name,
+                                                         recipe.num_label_classes, recipe.model_options))
+    tf.train.Checkpoint(model=network).write(str(tmp_path / "ckpt" / "digits" / "teacher" / "model.ckpt-1"))
+    result = prewarmed.run([os.path.join(ROOT, command[1]), *command[2:]], cwd=str(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Beam pipeline finished" in result.stderr and "997 images predicted" in result.stderr
+    out = tmp_path / "ckpt" / "beam"
+    assert json.loads((out / "filter_data" / "stats" / "final_stats.json").read_text())["total_cnt"] >= 0
+    assert len(json.loads((out / "filter_data" / "threshold.json").read_text())) == 10
+    assert sorted(os.listdir(out / "prelim_stats"))[:4] == [f"prelim_stats_0000{i}_-1.json" for i in range(4)]

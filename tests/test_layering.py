@@ -12,7 +12,8 @@ ADAPTERS = {"noisy_student_tf/flags.py", "noisy_student_tf/flag_adapters.py", "n
 # Tests whose subject is a command line (its flags, their parsing and their adapter).
 ADAPTER_TESTS = {"tests/test_cli.py", "tests/test_flags.py", "tests/test_flag_reference.py",
                  "tests/test_proc_svhn.py", "tests/test_prepro_images.py", "tests/test_pipeline.py",
-                 "tests/test_layering.py", "tests/flag_helper.py", "tests/ram_programs.py", "tests/ram_main_job.py"}
+                 "tests/test_layering.py", "tests/flag_helper.py", "tests/ram_programs.py", "tests/ram_main_job.py",
+                 "tests/test_beam_pipeline.py"}
 
 
 def python_files(*patterns):

@@ -184,7 +184,7 @@ def test_scratch_files_of_remote_outputs_are_local_and_anonymous(tmp_path):
 
 def test_every_program_on_ram_writes_the_files_of_a_local_run(tmp_path):
     """train, eval, predict, filter_unlabel (one shard at a time, and --all_shards), reassign, export,
-    convert_checkpoint --to_tf1, predict from that TF1 checkpoint and the Beam pipeline (DirectRunner, in this
+    convert_checkpoint --to_tf1, predict from that TF1 checkpoint and the Beam pipeline (FnApiRunner, in this
     process), each through its real flag adapter, in one process (tests/ram_programs.py)."""
     report_path = tmp_path / "report.json"
     result = prewarmed.run([os.path.join(ROOT, "tests", "ram_programs.py"), str(tmp_path / "root"), str(report_path)],

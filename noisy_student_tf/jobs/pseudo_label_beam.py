@@ -8,7 +8,7 @@ from noisy_student_tf.offline import beam_pipeline
 
 
 def run(cfg: BeamConfig) -> dict:
-    """Runs the pipeline `cfg` describes on the runner its `pipeline_args` choose (DirectRunner by default).
+    """Runs the pipeline `cfg` describes on the runner its `pipeline_args` choose (Beam's FnApiRunner by default).
 
     Returns:
         final_stats.json's content when it filters; else {"shards": shards predicted or reassigned}.

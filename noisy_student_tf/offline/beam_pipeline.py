@@ -42,12 +42,24 @@ from noisy_student_tf.offline.filter_shards import FilterConfig, ShardPrediction
 # Model batches per pipeline element: enough that Beam's per-element cost is small next to the model's, few
 # enough that an element of large images stays a few tens of MB.
 CHUNK_BATCHES = 8
+# The runner when none is given: Beam's FnApiRunner, in this process or (--direct_num_workers=N
+# --direct_running_mode=multi_processing) in N worker processes. Beam 2.77's DirectRunner first tries to download
+# and start the Prism runner and falls back to the FnApiRunner without a word; naming the FnApiRunner runs what the
+# tests run, with or without a network.
+DEFAULT_RUNNER = "FnApiRunner"
+TESTED_RUNNERS = "FnApiRunner, in one process or several; BundleBasedDirectRunner"
+DASK_REFUSED = (
+    "--runner=DaskRunner is refused: Beam 2.77's Dask runner cannot send this pipeline's side input (the filter's "
+    "plan) to Dask workers, and with partitions it lost elements (RunInference drops the last batch of a "
+    "partition), so shards would be filtered from a wrong histogram or go missing. Use --runner=FnApiRunner "
+    "(--direct_num_workers=N --direct_running_mode=multi_processing) on one machine, or DataflowRunner, FlinkRunner "
+    "or SparkRunner on many")
 METRICS_NAMESPACE, IMAGES_COUNTER = "noisy_student", "images_read"
 
 
 @dataclasses.dataclass(frozen=True)
 class BeamConfig:
-    """The offline stage on a Beam runner (`pseudo_label_beam.py`; `jobs.beam_offline.run`).
+    """The offline stage on a Beam runner (`pseudo_label_beam.py`; `jobs.pseudo_label_beam.run`).
 
     Args:
         predict: the teacher (`checkpoint`, `model`, `task`, `use_ema`, `precision`), the unlabeled shards
@@ -57,8 +69,8 @@ class BeamConfig:
         filter: the filter's settings (its `input_dir`, `num_shards`, `file_prefix`, `total_replicas` and
             `num_classes` must be predict's); None: no filtering (predictions only, or reassign).
         write_predictions: also write predict.py's `train-info-*` and `info-*.txt` files.
-        pipeline_args: Beam pipeline options, e.g. `("--runner=DirectRunner", "--direct_num_workers=2",
-            "--direct_running_mode=multi_processing")`.
+        pipeline_args: Beam pipeline options, e.g. `("--runner=FnApiRunner", "--direct_num_workers=2",
+            "--direct_running_mode=multi_processing")`; without `--runner`, `DEFAULT_RUNNER`.
     """
 
     predict: PredictConfig
@@ -67,7 +79,7 @@ class BeamConfig:
     pipeline_args: tuple[str, ...] = ()
 
     def validate(self) -> None:
-        self.predict.validate()
+        self.predict.validate(writes_files=self.predict.reassign or self.write_predictions)
         records.check_file_prefix(self.predict.file_prefix)
         if self.predict.reassign:
             if self.filter is not None or self.write_predictions:
@@ -92,14 +104,54 @@ class BeamConfig:
                 raise UserError(f"the filter's {name} ({ours!r}) differs from predict's ({theirs!r})")
 
 
+def runner_of(args) -> str | None:
+    """The `--runner` among Beam pipeline options (the last one given), or None."""
+    runner = None
+    for i, arg in enumerate(args):
+        if arg.startswith("--runner="):
+            runner = arg.split("=", 1)[1]
+        elif arg == "--runner" and i + 1 < len(args):
+            runner = args[i + 1]
+    return runner
+
+
+def _is_dask(runner: str) -> bool:
+    return runner.rsplit(".", 1)[-1].lower() in ("dask", "daskrunner")
+
+
+def _import_runner(runner: str) -> None:
+    """Imports the module of `runner` (a name Beam knows, or a class path), so that its options class is
+    registered: a runner's own options (Dask's, another package's) are defined where the runner is."""
+    import importlib
+
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    known = {path.rsplit(".", 1)[-1].lower(): path for path in StandardOptions.ALL_KNOWN_RUNNERS}
+    path = known.get(runner.lower(), known.get(runner.lower() + "runner", runner))
+    if "." not in path:
+        raise UserError(f"--runner={runner} is not a runner Beam knows ({', '.join(StandardOptions.KNOWN_RUNNER_NAMES)})"
+                        "; give another package's runner by its class path, e.g. --runner=my_package.module.MyRunner")
+    module = path.rsplit(".", 1)[0]
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise UserError(f"--runner={runner}: cannot import {module} ({e}); install the package of that runner") from None
+
+
 def check_pipeline_args(args) -> None:
     """Arguments that are neither the program's flags nor Beam pipeline options (Beam would only log and drop
-    them, so a misspelt filter flag would silently go unused) stop the run, naming them."""
+    them, so a misspelt filter flag would silently go unused) stop the run, naming them. The runner's module is
+    imported first, so that its own options are known; DaskRunner is refused (`DASK_REFUSED`)."""
     from apache_beam.options import pipeline_options
 
     not_flags = [a for a in args if not a.startswith("--")]
     if not_flags:
         raise UserError(f"unexpected arguments {not_flags}; flags and pipeline options are written --name=value")
+    runner = runner_of(args)
+    if runner is not None:
+        if _is_dask(runner):
+            raise UserError(DASK_REFUSED)
+        _import_runner(runner)
     parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)
     pending = list(pipeline_options.PipelineOptions.__subclasses__())
     while pending:
@@ -150,20 +202,29 @@ def check_inputs(cfg: BeamConfig) -> tuple[BeamConfig, str]:
         if a newer checkpoint appears meanwhile; a description of what was read).
     """
     from noisy_student_tf.jobs.restore import restore_model
-    from noisy_student_tf.models import tf1_checkpoint
 
+    cfg = with_resolved_checkpoint(cfg)
     p = cfg.predict
-    if not p.checkpoint:
-        raise UserError("--predict_ckpt_path is required: the checkpoint (model_dir, prefix or original TF1 "
-                        "checkpoint) whose predictions become the pseudo labels")
     if not p.reassign:
         for shard in range(p.num_shards):
             shard_io.require_file(_input_path(p, shard), "input shard",
                                   "check --label_data_dir, --file_prefix and --num_shards")
     model, description = restore_model(p.model, p.checkpoint, use_ema=p.use_ema, what="predict_ckpt_path")
     predict.Classifier(model, p)  # the class count
-    prefix = tf1_checkpoint.resolve_checkpoint_path(p.checkpoint)
-    return dataclasses.replace(cfg, predict=dataclasses.replace(p, checkpoint=prefix)), description
+    return cfg, description
+
+
+def with_resolved_checkpoint(cfg: BeamConfig) -> BeamConfig:
+    """`cfg` with the teacher checkpoint resolved to one prefix (a model_dir's latest), read without building
+    the model."""
+    from noisy_student_tf.models import tf1_checkpoint
+
+    p = cfg.predict
+    if not p.checkpoint:
+        raise UserError("--predict_ckpt_path is required: the checkpoint (model_dir, prefix or original TF1 "
+                        "checkpoint) whose predictions become the pseudo labels")
+    prefix = tf1_checkpoint.resolve_checkpoint_path(p.checkpoint)  # predict.py's message when it is missing
+    return dataclasses.replace(cfg, predict=dataclasses.replace(p, checkpoint=prefix))
 
 
 def run_inputs(cfg: BeamConfig) -> dict:
@@ -217,16 +278,49 @@ def drop_images(keyed_result, per_replica: bool):
     return (shard, worker if per_replica else -1), (worker, start, np.asarray(result.inference, np.float32))
 
 
-def assemble(shard_parts, num_classes: int):
+def _replicas(p: PredictConfig) -> int:
+    return 1 if p.reassign else p.total_replicas
+
+
+def assemble(shard_parts, p: PredictConfig):
     """((shard, task), [(replica, start, probabilities)]) -> ((shard, task), ShardPredictions) in replica, then
-    record order."""
-    key, parts = shard_parts
+    record order. Each replica's predictions are counted against its records in the input shard (as predict.py
+    counts them for its info file): a runner that lost or duplicated an element stops the run here, naming the
+    shard, before any file of it is written."""
+    (shard, task), parts = shard_parts
     parts = sorted(parts, key=lambda part: (part[0], part[1]))
-    workers = sorted({worker for worker, _, _ in parts})
-    counts = [sum(len(probs) for w, _, probs in parts if w == worker) for worker in workers]
+    workers = [task] if task != -1 else list(range(_replicas(p)))
+    path = _input_path(p, shard)
+    counts = []
+    for worker in workers:
+        expected = shard_io.count_records(path, total_replicas=_replicas(p), worker_id=worker)
+        received = sum(len(probs) for w, _, probs in parts if w == worker)
+        if received != expected:
+            raise UserError(f"{path}: the pipeline received {received} predictions for the {expected} records of "
+                            f"replica {worker}: the runner lost or repeated elements, and nothing of this shard was "
+                            f"written. Run again, on a runner this package is tested with ({TESTED_RUNNERS})")
+        counts.append(expected)
     probabilities = (np.concatenate([probs for _, _, probs in parts]) if parts
-                     else np.zeros([0, num_classes], np.float32))
-    return key, ShardPredictions(workers, counts, probabilities.argmax(axis=1).astype(np.int64), probabilities)
+                     else np.zeros([0, p.model.num_classes], np.float32))
+    return (shard, task), ShardPredictions(workers, counts, probabilities.argmax(axis=1).astype(np.int64),
+                                           probabilities)
+
+
+def expected_keys(units: list[tuple[int, int]], per_replica: bool) -> list[tuple[int, int]]:
+    """The (shard, task) groups a complete run of `units` assembles (see `drop_images`)."""
+    return sorted({(shard, worker if per_replica else -1) for shard, worker in units})
+
+
+def check_complete(keys, expected: list[tuple[int, int]], p: PredictConfig):
+    """Stops the run when a (shard, task) never arrived: a runner that dropped every element of a shard would
+    otherwise finish without its files."""
+    missing = sorted(set(expected) - set(keys))
+    if missing:
+        shard, task = missing[0]
+        raise UserError(f"{_input_path(p, shard)}: no prediction of this shard reached the end of the pipeline"
+                        f"{'' if task == -1 else f' (replica {task})'}; {len(missing)} shard(s) missing: the runner "
+                        f"lost elements. Run again, on a runner this package is tested with ({TESTED_RUNNERS})")
+    return len(expected)
 
 
 def _task_config(f: FilterConfig, task: int) -> FilterConfig:
@@ -274,7 +368,7 @@ def make_plan(total: np.ndarray | None, f: FilterConfig):
     return selected
 
 
-def write_predictions(keyed, p: PredictConfig) -> None:
+def write_predictions(keyed, p: PredictConfig):
     """predict.py's files of one shard: train-info-SSSSS-of-NNNNN-WWWWW and info-SSSSS-of-NNNNN-WWWWW.txt."""
     (shard, _), predictions = keyed
     offset = 0
@@ -283,6 +377,7 @@ def write_predictions(keyed, p: PredictConfig) -> None:
         shard_io.write_info(info, count)  # first, as predict.py: a prediction file never lacks its count
         records.write_records(output, predict.prediction_records(predictions.probabilities[offset:offset + count]))
         offset += count
+    return keyed[0]
 
 
 def filter_shard(keyed, selected, p: PredictConfig, f: FilterConfig, with_predictions: bool):
@@ -301,18 +396,20 @@ def filter_shard(keyed, selected, p: PredictConfig, f: FilterConfig, with_predic
     return (shard, task), counts
 
 
-def write_final_stats(per_shard_counts, f: FilterConfig, inputs: dict) -> dict:
+def write_final_stats(per_shard_counts, f: FilterConfig, inputs: dict, expected: list, p: PredictConfig) -> dict:
     """final_stats.json (upstream `read_stats`: the shards the totals use), then the run's record: the run is
-    finished."""
+    finished. Every (shard, task) must have arrived."""
     counts = dict(per_shard_counts)
+    check_complete(counts, expected, p)
     stats = filtering.final_stats(counts[key] for key in f.aggregated())
     filter_shards.write_json(f.final_stats_path, stats)
     provenance.record(f.final_stats_path, inputs)
     return stats
 
 
-def reassign_shard(keyed, p: PredictConfig) -> int:
-    """Writes one re-labelled filtered shard (upstream `run_prediction` with `--reassign_label`)."""
+def reassign_shard(keyed, p: PredictConfig):
+    """Writes one re-labelled filtered shard (upstream `run_prediction` with `--reassign_label`); returns its
+    (shard, task)."""
     (shard, _), predictions = keyed
     input_path = _input_path(p, shard)
 
@@ -324,7 +421,7 @@ def reassign_shard(keyed, p: PredictConfig) -> int:
             start += len(images)
 
     predict.write_reassigned_shard(p, shard, batches(), len(predictions.probabilities))
-    return len(predictions.probabilities)
+    return keyed[0]
 
 
 # --- the pipeline ---
@@ -337,19 +434,23 @@ def build(pipeline, cfg: BeamConfig, units: list[tuple[int, int]], inputs: dict 
     from noisy_student_tf.offline.beam_inference import TeacherModelHandler
 
     p, f = cfg.predict, cfg.filter
+    per_replica = f is not None and f.task != -1
+    expected = expected_keys(units, per_replica)
     predictions = (
         pipeline
         | "Units" >> beam.Create(units)
         | "SpreadUnits" >> beam.Reshuffle()  # one unit per worker, rather than all of them where Create ran
         | "ReadChunks" >> beam.FlatMap(read_chunks, p)
         | "Predict" >> RunInference(KeyedModelHandler(TeacherModelHandler(p)))
-        | "DropImages" >> beam.Map(drop_images, f is not None and f.task != -1)
+        | "DropImages" >> beam.Map(drop_images, per_replica)
         | "GroupByShardAndTask" >> beam.GroupByKey()
-        | "Assemble" >> beam.Map(assemble, p.model.num_classes))
-    if p.reassign:
-        return predictions | "Reassign" >> beam.Map(reassign_shard, p)
-    if f is None:
-        return predictions | "WritePredictions" >> beam.Map(write_predictions, p)
+        | "Assemble" >> beam.Map(assemble, p))
+    if p.reassign or f is None:
+        written = (predictions | "Reassign" >> beam.Map(reassign_shard, p) if p.reassign
+                   else predictions | "WritePredictions" >> beam.Map(write_predictions, p))
+        return (written
+                | "CollectShards" >> beam.combiners.ToList()
+                | "CheckComplete" >> beam.Map(check_complete, expected, p))
     plan = (predictions
             | "Histogram" >> beam.Map(shard_histogram, p, f, cfg.write_predictions)
             | "SumHistograms" >> beam.CombineGlobally(sum_histograms)
@@ -357,7 +458,7 @@ def build(pipeline, cfg: BeamConfig, units: list[tuple[int, int]], inputs: dict 
     return (predictions
             | "FilterShards" >> beam.Map(filter_shard, beam.pvalue.AsSingleton(plan), p, f, cfg.write_predictions)
             | "CollectCounts" >> beam.combiners.ToList()
-            | "FinalStats" >> beam.Map(write_final_stats, f, inputs))
+            | "FinalStats" >> beam.Map(write_final_stats, f, inputs, expected, p))
 
 
 _ERROR_NAMES = "|".join(cls.__name__ for cls in (UserError, CheckpointError, OutputError, UnreachableStorage,
@@ -373,7 +474,7 @@ def _user_error_in(error: BaseException) -> str | None:
 
 
 class _WorkerDeathWatch:
-    """Beam 2.77's DirectRunner in multi_processing mode waits forever once a worker process dies (the thread
+    """Beam 2.77's FnApiRunner in multi_processing mode waits forever once a worker process dies (the thread
     that started it raises "Worker subprocess exited with return code N" and nobody listens). While the pipeline
     runs, this notices that and interrupts the main thread, so the run stops with an error instead of hanging.
 
@@ -424,8 +525,20 @@ def _worker_died(message: str) -> UserError:
                      "same command again to finish")
 
 
+def pipeline_options_of(args) -> tuple[str, ...]:
+    """`args` with the runner made explicit: `DEFAULT_RUNNER` when none is named."""
+    runner = runner_of(args)
+    if runner is None:
+        return (f"--runner={DEFAULT_RUNNER}", *args)
+    if runner.lower() in ("direct", "directrunner", "switchingdirectrunner"):
+        logging.warning("--runner=%s: Beam's DirectRunner first tries to download and start the Prism runner, "
+                        "which this package has not been tested on, and falls back to the FnApiRunner if it "
+                        "cannot; --runner=FnApiRunner runs what the tests run", runner)
+    return tuple(args)
+
+
 def run(cfg: BeamConfig) -> dict:
-    """Runs the stage on the runner `cfg.pipeline_args` choose (DirectRunner by default).
+    """Runs the stage on the runner `cfg.pipeline_args` choose (`DEFAULT_RUNNER`, Beam's FnApiRunner, by default).
 
     Returns:
         The final stats of the filtered data (final_stats.json's content); with no filter,
@@ -435,21 +548,25 @@ def run(cfg: BeamConfig) -> dict:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     cfg.validate()
+    check_pipeline_args(cfg.pipeline_args)
+    cfg = dataclasses.replace(cfg, pipeline_args=pipeline_options_of(cfg.pipeline_args))
     quiet = std_logging.getLogger("apache_beam")
     if quiet.level == std_logging.NOTSET:  # Beam logs every worker's start and stop at INFO
         quiet.setLevel(std_logging.WARNING)
     f = cfg.filter
-    cfg, description = check_inputs(cfg)
-    p = cfg.predict
-    logging.info("Beam: %s with %s", "reassigning" if p.reassign else "predicting", description)
     inputs = None
     if f is not None:
-        inputs = run_inputs(cfg)
+        # The run's record first: a finished run returns before the teacher is loaded.
+        inputs = run_inputs(with_resolved_checkpoint(cfg))
         done = f.final_stats_path
         if storage.exists(done + provenance.SUFFIX) and provenance.is_current(
                 done, inputs, rebuild=f.rebuild_stale, hint=STALE_HINT):
             logging.info("already filtered with these inputs (%s)", done)
             return storage.read_json(done)
+    cfg, description = check_inputs(cfg)
+    p = cfg.predict
+    logging.info("Beam: %s with %s", "reassigning" if p.reassign else "predicting", description)
+    if f is not None:
         storage.remove_dead_temporaries(f.prelim_stats_dir, f.output_dir)
     directories = [d for d in (p.output_dir, p.info_dir if cfg.write_predictions else "") if d]
     for directory in directories:
