@@ -270,7 +270,8 @@ def define_driver_flags(flag_values=flags.FLAGS) -> None:
                       "and filter_unlabel in this process) or beam (pseudo_label_beam.py's Apache Beam pipeline; same "
                       "files).", **fv)
     flags.DEFINE_list("beam_options", [], "Beam pipeline options with --offline_engine=beam, e.g. "
-                      "--beam_options=--direct_num_workers=2,--direct_running_mode=multi_processing.", **fv)
+                      "--beam_options=--direct_num_workers=2,--direct_running_mode=multi_processing (without "
+                      "--runner: Beam's FnApiRunner).", **fv)
     # Additions.
     flags.DEFINE_enum("recipe", None, ["digits", "svhn", "imagenet"], "Start from a named recipe "
                   "(noisy_student_tf/recipes.py) instead of these defaults; the flags given still win.", **fv)
