@@ -17,14 +17,17 @@ import zipfile
 
 import h5py
 import numpy as np
+import scipy.io
 import tensorflow as tf
 from absl import flags
+from PIL import Image
 
 import jobs_helper
 import tiny_data
 from noisy_student_tf import flag_adapters, storage
 from noisy_student_tf.flags import (define_beam_flags, define_convert_checkpoint_flags, define_export_flags,
-                                    define_filter_flags, define_main_flags)
+                                    define_filter_flags, define_main_flags, define_prepro_digits_flags,
+                                    define_prepro_images_flags, define_proc_svhn_flags)
 
 RAM_ROOT = "ram://noisy-student-tf/programs"
 NUM_SHARDS = 2
@@ -57,6 +60,19 @@ def make_data(root):
                             seed=2, size=size)
     tiny_data.write_unlabeled(os.path.join(root, "unl"), tiny_data.balanced_labels(3, seed=3), num_shards=NUM_SHARDS,
                               size=size)
+    # A folder of images for prepro_images.py (two classes, one unreadable file) and SVHN's .mat files.
+    rng = np.random.RandomState(4)
+    for name, label in (("circle", 0), ("square", 3)):
+        os.makedirs(os.path.join(root, "images", name))
+        for i, image in enumerate(tiny_data.class_images([label] * 3, rng, 20)):
+            Image.fromarray(image).save(os.path.join(root, "images", name, f"{i}.png"))
+    with open(os.path.join(root, "images", "square", "broken.jpg"), "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 not a jpeg")
+    os.makedirs(os.path.join(root, "mat"))
+    for split, n in (("train", 12), ("test", 6), ("extra", 9)):
+        scipy.io.savemat(os.path.join(root, "mat", f"{split}_32x32.mat"),
+                         {"X": rng.randint(0, 256, (32, 32, 3, n)).astype(np.uint8),
+                          "y": rng.randint(1, 11, (n, 1)).astype(np.uint8)})
 
 
 def copy_tree(source, target):
@@ -69,6 +85,13 @@ def copy_tree(source, target):
 def run_programs(root):
     """Each program once, every path under `root` (the data is at root/data)."""
     data = f"{root}/data"
+    flag_adapters.run_prepro_digits([], parse([define_prepro_digits_flags], [
+        "prepro_digits.py", f"--output_dir={root}/digits"]))
+    flag_adapters.run_prepro_images([], parse([define_prepro_images_flags], [
+        "prepro_images.py", f"--input_dir={data}/images", f"--output_dir={root}/images", "--image_size=16",
+        "--num_shards=2", "--num_threads=1"]))
+    flag_adapters.run_proc_svhn([], parse([define_proc_svhn_flags], [
+        "proc_svhn.py", f"--raw_data_dir={data}/mat", f"--output_dir={root}/svhn", "--full_train_data"]))
     main_program("--mode=train", f"--label_data_dir={data}/lab", f"--model_dir={root}/teacher", "--train_steps=2",
                  "--train_batch_size=4", "--num_train_images=40", "--iterations_per_loop=1", "--seed=0",
                  "--save_checkpoints_steps=1")

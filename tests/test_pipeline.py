@@ -193,3 +193,16 @@ def test_recipe_flags_and_train_flags_resolve_into_the_driver_config():
     assert cfg.settings["unlabel_ratio"] == 2.0 and "recipe" not in cfg.settings
     with pytest.raises(UserError, match="--train_flags=--weight_decay: iterate.py sets it"):
         driver_config(["--train_flags=--weight_decay=1e-5"])
+
+
+def test_the_driver_checks_flag_values_before_it_reads_or_trains(tmp_path):
+    """A filter setting that can never work stops iterate.py at once, not after the teacher's training; so do
+    the stages' own values, before anything is written."""
+    with pytest.raises(UserError, match=r"--min_threshold=1.5 must be a confidence in 0..1"):
+        iterate.Driver(driver_config([f"--unlabel_data_dir={tmp_path}/nowhere", "--min_threshold=1.5"]))
+    (tmp_path / "extra-00000-of-00001").write_bytes(b"")
+    driver = iterate.Driver(driver_config([f"--unlabel_data_dir={tmp_path}", f"--output_dir={tmp_path}/out",
+                                           "--train_flags=--predict_batch_size=0"]))
+    with pytest.raises(UserError, match=r"--predict_batch_size must be positive, got 0"):
+        driver.run()
+    assert not (tmp_path / "out").exists()

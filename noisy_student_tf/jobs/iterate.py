@@ -98,6 +98,8 @@ class Driver:
             from noisy_student_tf.offline.beam_pipeline import check_pipeline_args
 
             check_pipeline_args(cfg.beam_options)
+        if not cfg.unlabel_data_dir:
+            raise UserError("--unlabel_data_dir is required: the directory of the unlabeled shards to pseudo-label")
         # The filter's values now, not after the teacher has trained (the shard count is a placeholder).
         self.num_shards = 1
         self.filter_config(storage.join(cfg.output_dir, "iter_1"), cfg.num_image or 1).validate()
