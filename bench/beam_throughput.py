@@ -29,6 +29,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from noisy_student_tf import file_names
 from noisy_student_tf.config import ModelConfig  # noqa: E402
 from noisy_student_tf.data import records  # noqa: E402
 from noisy_student_tf.models.inference import model_from_config  # noqa: E402
@@ -43,7 +44,7 @@ def write_data(root, images, shards):
     pool = tf.image.resize(pool, (32, 32)).numpy().astype(np.uint8)  # smooth, like the digits' upscaled pixels
     jpegs = [tf.io.encode_jpeg(img, quality=95).numpy() for img in pool]
     for shard, indices in enumerate(np.array_split(np.arange(images), shards)):
-        records.write_records(os.path.join(root, "unl", records.shard_name("extra", shard, shards)),
+        records.write_records(os.path.join(root, "unl", file_names.shard_name("extra", shard, shards)),
                               (records.labeled_example(jpegs[i % len(jpegs)], 1) for i in indices))
     model = model_from_config(ModelConfig("efficientnet-b0", 10, 32, small_image_model=True))
     tf.train.Checkpoint(model=model).write(os.path.join(root, "teacher", "model.ckpt-1"))

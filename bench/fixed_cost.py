@@ -112,6 +112,7 @@ def student(work):
     import numpy as np
 
     from noisy_student_tf import recipes
+    from noisy_student_tf import file_names
     from noisy_student_tf.data import records
     from noisy_student_tf.jobs import iterate
     from offline_throughput import jpeg_pool
@@ -122,11 +123,11 @@ def student(work):
     labeled, unlabeled = os.path.join(work, "labeled"), os.path.join(work, "unlabeled")
     os.makedirs(labeled)
     os.makedirs(unlabeled)
-    records.write_records(os.path.join(labeled, records.shard_name("train", 0, 1)),
+    records.write_records(os.path.join(labeled, file_names.shard_name("train", 0, 1)),
                           (records.labeled_example(pool[i], 1 + i % 10) for i in range(100)))
     probs = rng.dirichlet(np.ones(10) * 0.3, len(pool)).astype(np.float32)
     # Pseudo-labelled as a filter stage leaves them; named like raw unlabeled shards, which the driver looks for.
-    records.write_records(os.path.join(unlabeled, records.shard_name("extra", 0, 1)),
+    records.write_records(os.path.join(unlabeled, file_names.shard_name("extra", 0, 1)),
                           (records.unlabeled_example(pool[i], probs[i], int(probs[i].argmax()), float(probs[i].max()))
                            for i in range(100, len(pool))))
     driver_cfg = dataclasses.replace(recipes.digits(), task_name="digits", label_data_dir=labeled,

@@ -29,12 +29,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
+from noisy_student_tf import file_names
 from noisy_student_tf.config import ModelConfig, PredictConfig  # noqa: E402
 from noisy_student_tf.data import records  # noqa: E402
 from noisy_student_tf.jobs import filter_unlabel  # noqa: E402
 from noisy_student_tf.models.inference import model_from_config  # noqa: E402
 from noisy_student_tf.offline import predict  # noqa: E402
-from noisy_student_tf.offline.filter_shards import FilterConfig  # noqa: E402
+from noisy_student_tf.config import FilterConfig  # noqa: E402
 from noisy_student_tf.tasks import get_task  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "offline_throughput.md")
@@ -52,7 +53,7 @@ def jpeg_pool(count, size, seed=0):
 def write_image_shards(directory, pool, total, num_shards):
     paths = []
     for shard, indices in enumerate(np.array_split(np.arange(total), num_shards)):
-        path = os.path.join(directory, records.shard_name("extra", shard, num_shards))
+        path = os.path.join(directory, file_names.shard_name("extra", shard, num_shards))
         records.write_records(path, (records.labeled_example(pool[i % len(pool)], 1) for i in indices))
         paths.append(path)
     return paths
@@ -105,9 +106,9 @@ def prediction_shards(directory, info_dir, labels, confidences, num_shards):
         rows = np.full((len(indices), NUM_CLASSES), 0.0, np.float32)
         rows[:] = ((1 - confidences[indices]) / (NUM_CLASSES - 1))[:, None]
         rows[np.arange(len(indices)), labels[indices]] = confidences[indices]
-        records.write_records(os.path.join(directory, records.prediction_name(shard, num_shards, 0)),
+        records.write_records(os.path.join(directory, file_names.prediction_name(shard, num_shards, 0)),
                               (records.prediction_example(r, int(c)) for r, c in zip(rows, labels[indices])))
-        with open(os.path.join(info_dir, records.info_name(shard, num_shards, 0)), "w") as f:
+        with open(os.path.join(info_dir, file_names.info_name(shard, num_shards, 0)), "w") as f:
             json.dump({"image_num": len(indices)}, f)
 
 
@@ -140,7 +141,7 @@ def bench_filter(work, total, num_shards, threads):
     prediction_shards(os.path.join(work, "predict_label"), os.path.join(work, "info"), labels, confidences,
                       num_shards)
     logging.info("wrote the filter inputs in %.0f s", time.perf_counter() - t)
-    prediction_paths = [os.path.join(work, "predict_label", records.prediction_name(s, num_shards, 0))
+    prediction_paths = [os.path.join(work, "predict_label", file_names.prediction_name(s, num_shards, 0))
                         for s in range(num_shards)]
     # Warm the page cache for both contenders alike.
     plain_copy(image_paths, prediction_paths, os.path.join(work, "warm"), threads)

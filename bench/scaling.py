@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
+from noisy_student_tf import file_names
 from noisy_student_tf.config import ModelConfig, ModelOptions, PredictConfig  # noqa: E402
 from noisy_student_tf.data import records  # noqa: E402
 from noisy_student_tf.jobs import train  # noqa: E402
@@ -74,7 +75,7 @@ def step_vs_size(work, sizes, steps, batch=16):
     _, pool = jpeg_pool(256, 64, seed=3)
     data = os.path.join(work, "imagenet_like")
     os.makedirs(data)
-    records.write_records(os.path.join(data, records.shard_name("train", 0, 1)),
+    records.write_records(os.path.join(data, file_names.shard_name("train", 0, 1)),
                           (records.labeled_example(b, 1 + i % 10) for i, b in enumerate(pool)))
     out = []
     for size in sizes:

@@ -61,7 +61,7 @@ def predict_config(teacher, data, out, num_shards):
 
 
 def filter_config(work, out, num_shards):
-    from noisy_student_tf.offline.filter_shards import FilterConfig
+    from noisy_student_tf.config import FilterConfig
 
     return FilterConfig(input_dir=os.path.join(work, "filter_in"), file_prefix="extra",
                         prediction_dir=os.path.join(work, "filter_pred", "predict_label"),
@@ -76,6 +76,7 @@ def prepare(work):
     import numpy as np
     import tensorflow as tf
 
+    from noisy_student_tf import file_names
     from noisy_student_tf.data import records
     from noisy_student_tf.jobs import train
 
@@ -86,11 +87,11 @@ def prepare(work):
                                                                                 FILTER_RECORDS)):
         os.makedirs(os.path.join(work, name))
         for shard, indices in enumerate(np.array_split(np.arange(total), shards)):
-            records.write_records(os.path.join(work, name, records.shard_name("extra", shard, shards)),
+            records.write_records(os.path.join(work, name, file_names.shard_name("extra", shard, shards)),
                                   (records.labeled_example(pool[i % len(pool)], 1) for i in indices))
     os.makedirs(os.path.join(work, "labeled"))
     for shard in range(4):
-        records.write_records(os.path.join(work, "labeled", records.shard_name("train", shard, 4)),
+        records.write_records(os.path.join(work, "labeled", file_names.shard_name("train", shard, 4)),
                               (records.labeled_example(pool[(shard * 200 + i) % len(pool)], i % NUM_CLASSES + 1)
                                for i in range(200)))
     # Predictions of the filter's input: confident rows, so that the filter keeps and writes many records.
@@ -99,9 +100,9 @@ def prepare(work):
     os.makedirs(info)
     for shard, indices in enumerate(np.array_split(np.arange(FILTER_RECORDS), FILTER_SHARDS)):
         probabilities = rng.dirichlet(np.full(NUM_CLASSES, 0.3), len(indices)).astype(np.float32)
-        records.write_records(os.path.join(predictions, records.prediction_name(shard, FILTER_SHARDS, 0)),
+        records.write_records(os.path.join(predictions, file_names.prediction_name(shard, FILTER_SHARDS, 0)),
                               (records.prediction_example(p, int(p.argmax())) for p in probabilities))
-        with open(os.path.join(info, records.info_name(shard, FILTER_SHARDS, 0)), "w") as f:
+        with open(os.path.join(info, file_names.info_name(shard, FILTER_SHARDS, 0)), "w") as f:
             json.dump({"image_num": len(indices)}, f)
     # The predicting teacher: a checkpoint after one step.
     train.run(train_config(os.path.join(work, "teacher"), os.path.join(work, "labeled"), steps=1))

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import logging  # noqa: E402
 
+from noisy_student_tf import file_names
 from noisy_student_tf import derivations  # noqa: E402
 from noisy_student_tf.config import (InputConfig, ModelOptions, OptimConfig,  # noqa: E402
                                      TeacherConfig, TrainConfig)
@@ -93,10 +94,10 @@ def write_data(work):
     os.makedirs(labeled)
     os.makedirs(unlabeled)
     for shard in range(2):
-        records.write_records(os.path.join(labeled, records.shard_name("train", shard, 2)),
+        records.write_records(os.path.join(labeled, file_names.shard_name("train", shard, 2)),
                               (records.labeled_example(pool[i], 1 + i % CLASSES) for i in range(shard, 512, 2)))
     for shard in range(4):
-        records.write_records(os.path.join(unlabeled, records.shard_name("extra", shard, 4)),
+        records.write_records(os.path.join(unlabeled, file_names.shard_name("extra", shard, 4)),
                               (records.unlabeled_example(pool[i], np.zeros(CLASSES), 0, 0.0)
                                for i in range(shard, len(pool), 4)))
     return labeled, unlabeled

@@ -36,6 +36,7 @@ from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from noisy_student_tf import file_names
 from noisy_student_tf import recipes  # noqa: E402
 from spawn import spawn_logged  # noqa: E402 (experiments/spawn.py)
 from noisy_student_tf.config import DriverConfig  # noqa: E402
@@ -133,7 +134,7 @@ def noised_predictions(cfg: DriverConfig, teacher_dir: str, iter_dir: str) -> No
 
     from noisy_student_tf import derivations
     from noisy_student_tf.data import preprocessing, records
-    from noisy_student_tf.jobs.restore import restore_model
+    from noisy_student_tf.models.restore import restore_model
     from noisy_student_tf.models.inference import normalize
     from noisy_student_tf.offline import shard_io
     from noisy_student_tf.tasks import get_task
@@ -163,9 +164,9 @@ def noised_predictions(cfg: DriverConfig, teacher_dir: str, iter_dir: str) -> No
         dataset = tf.data.TFRecordDataset(path).map(
             lambda r: tf.io.parse_single_example(r, records.IMAGE_FEATURES)["image/encoded"]).batch(100)
         rows = np.concatenate([probabilities(batch).numpy() for batch in dataset])
-        records.write_records(os.path.join(iter_dir, "predict_label", records.prediction_name(shard, len(shards), 0)),
+        records.write_records(os.path.join(iter_dir, "predict_label", file_names.prediction_name(shard, len(shards), 0)),
                               (records.prediction_example(row, int(row.argmax())) for row in rows))
-        shard_io.write_info(os.path.join(iter_dir, "info", records.info_name(shard, len(shards), 0)), len(rows))
+        shard_io.write_info(os.path.join(iter_dir, "info", file_names.info_name(shard, len(shards), 0)), len(rows))
 
 
 def prepare(variant: Variant, cfg: DriverConfig) -> None:

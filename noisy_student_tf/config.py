@@ -1,9 +1,12 @@
 """The typed configuration of every job: frozen dataclasses, nested, with the upstream flag each field comes from.
 
 Each job is `run(config)`: `jobs.train.run(TrainConfig)`, `jobs.evaluate.run(EvalConfig)`,
-`jobs.predict.run(PredictConfig)`, `jobs.filter_unlabel.run(FilterConfig)`, `jobs.export.run(ExportConfig)` and
-the iterative driver `jobs.iterate.run(DriverConfig)`. The command lines build these from their absl flags
-(`noisy_student_tf.flag_adapters`, with upstream main()'s derived values); Python callers build them directly or
+`jobs.predict.run(PredictConfig)`, `jobs.filter_unlabel.run(FilterConfig)`, `jobs.export.run(ExportConfig)`,
+`jobs.convert_checkpoint.run(ConvertConfig)`, `jobs.pseudo_label_beam.run(BeamConfig)` and the iterative driver
+`jobs.iterate.run(DriverConfig)`. The offline configs also name the files their stage reads and writes
+(`PredictConfig.input_path`, `FilterConfig.data_path`, ...; the names themselves are in `file_names`), so every
+stage, the Beam pipeline and the driver ask the same place. The command lines build these from their absl flags
+(`noisy_student_tf.cli.adapters`, with upstream main()'s derived values); Python callers build them directly or
 take a named recipe (`noisy_student_tf.recipes`) and change fields with `dataclasses.replace`.
 
 Values here are resolved: no "default from somewhere else" is left for a job to work out, except where a field
@@ -15,13 +18,25 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from noisy_student_tf import file_names
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.robustness_names import CORRUPTIONS, DEFAULT_EPSILONS
 from noisy_student_tf.tasks import TaskInfo
 
+# Upstream `filter_unlabel.py` and `utils.py` seed their random draws with 12345: the filter's stochastic copies,
+# its shuffle of the kept records and its sample images, and reassign's sample images.
+FILTER_SEED = 12345
+
 # Upstream `autoaugment.py` has one policy name for RandAugment; None (or '') is crop and flip only.
 AUGMENT_NAMES = ("v1",)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def _join(*parts: str) -> str:
+    """`storage.join`, imported when a path is first asked for: this module stays free of TensorFlow."""
+    from noisy_student_tf import storage
+
+    return storage.join(*parts)
 
 
 def check_augment_name(augment_name, flag: str = "augment_name"):
@@ -109,6 +124,19 @@ class AugmentConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class InputOptions:
+    """The input settings the driver gives every training run; it sets the data and batch sizes per stage.
+
+    Args:
+        label_data_sample_prob, use_cache, num_train_shards: as in `InputConfig`.
+    """
+
+    label_data_sample_prob: float = 1.0
+    use_cache: bool = True
+    num_train_shards: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class InputConfig:
     """What one training step reads (upstream `data_input.py`).
 
@@ -130,10 +158,22 @@ class InputConfig:
     use_cache: bool = True
     num_train_shards: int | None = None
 
+    @classmethod
+    def of(cls, options: InputOptions, **data) -> InputConfig:
+        """The input of one training run: `options` with its data and batch sizes (`data`: the other fields)."""
+        return cls(**dataclasses.asdict(options), **data)
+
     @property
     def unlabeled_batch_size(self) -> int:
-        """Unlabeled images per step, over all replicas: ceil(B * p * r) (upstream `main.py`, `model_fn`)."""
-        return int(math.ceil(self.train_batch_size * self.label_data_sample_prob * self.unlabel_ratio))
+        """Unlabeled images per step, over all replicas (`unlabeled_batch_size`)."""
+        return unlabeled_batch_size(self.train_batch_size, self.unlabel_ratio, self.label_data_sample_prob)
+
+
+def unlabeled_batch_size(train_batch_size: int, unlabel_ratio: float, label_data_sample_prob: float = 1.0) -> int:
+    """Unlabeled images per step for `train_batch_size` labeled ones: ceil(B * p * r), upstream `data_input.py`
+    (`unl_bsz = int(math.ceil(bsz * FLAGS.label_data_sample_prob * FLAGS.unlabel_ratio))`). The command line
+    and the Python API both size their batches with this."""
+    return int(math.ceil(train_batch_size * label_data_sample_prob * unlabel_ratio))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,8 +273,8 @@ class TrainConfig:
         init_model_path: start from these weights (`--init_model --init_model_path`; not with an online teacher).
         fix_layer_num: freeze the stem and the first N blocks (-1: none).
         seed: the run's seed; None draws one. A resumed run keeps the seed stored in its checkpoint.
-        flag_values: the command line's flag values, written as FLAGS.json as upstream `main.py` does; None
-            writes the values this config stands for, under main.py's flag names.
+        flag_values: the command line's flag values, written as FLAGS.json as upstream `main.py` does; a run
+            configured in Python (None) writes its resolved config as config.json instead.
     """
 
     model_dir: str
@@ -327,7 +367,7 @@ class PredictConfig:
     batch_size: int = 64
     total_replicas: int = 1
     worker_id: int = 0
-    seed: int = 12345
+    seed: int = FILTER_SEED
     reassign: bool = False
     use_ema: bool = True
     precision: str = "float32"
@@ -356,6 +396,31 @@ class PredictConfig:
                                 f"(--num_shards={self.num_shards})")
         if writes_files and not self.reassign and not self.info_dir:
             raise UserError("--info_dir is required: where the per-shard image counts (info-*.txt) go")
+
+    # --- the files of one shard (upstream `predict_label.py`'s names) ---
+    def input_path(self, shard: int) -> str:
+        """The file this job reads for `shard`: `<input_dir>/<file_prefix>-SSSSS-of-NNNNN`, or with `reassign` the
+        filtered shard `<input_dir>/<file_prefix>-W-SSSSS-of-NNNNN` (upstream `utils.py`, `get_reassign_filename`)."""
+        if self.reassign:
+            return _join(self.input_dir, self._filtered_name(shard))
+        return _join(self.input_dir, file_names.shard_name(self.file_prefix, shard, self.num_shards))
+
+    def prediction_path(self, shard: int, worker: int | None = None) -> str:
+        """Its predictions for replica `worker` (default: this job's `worker_id`)."""
+        worker = self.worker_id if worker is None else worker
+        return _join(self.output_dir, file_names.prediction_name(shard, self.num_shards, worker))
+
+    def info_path(self, shard: int, worker: int | None = None) -> str:
+        """Its image count for replica `worker` (default: this job's `worker_id`)."""
+        worker = self.worker_id if worker is None else worker
+        return _join(self.info_dir, file_names.info_name(shard, self.num_shards, worker))
+
+    def reassign_output_path(self, shard: int) -> str:
+        """Where reassign writes the re-labelled `input_path(shard)`: the same name in `output_dir`."""
+        return _join(self.output_dir, self._filtered_name(shard))
+
+    def _filtered_name(self, shard: int) -> str:
+        return file_names.filtered_name(self.worker_id, shard, self.num_shards, prefix=self.file_prefix)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -428,7 +493,7 @@ class DriverConfig:
         model_options: overrides every network gets (width, depth, dropout, ...).
         augment: the training input noise, teacher and students.
         optim: schedule and losses (`train_steps` is set per stage).
-        input: input options (directories, batch sizes and the unlabeled ratio are set per stage).
+        input: the input options of every training run (its data and batch sizes come from the fields above).
         loop: checkpoint and summary options (the periods are set per stage from its steps).
         runtime: strategy and precision.
         eval_batch_size, predict_batch_size: batch sizes of the eval and predict stages.
@@ -464,7 +529,7 @@ class DriverConfig:
     augment: AugmentConfig = AugmentConfig(augment_name="v1", unl_augment_name="v1", randaug_mag=5)
     # Upstream's SVHN recipe's weight decay, 1e-4.
     optim: OptimConfig = OptimConfig(weight_decay=1e-4)
-    input: InputConfig = InputConfig()
+    input: InputOptions = InputOptions()
     loop: LoopConfig = LoopConfig()
     runtime: RuntimeConfig = RuntimeConfig(deterministic=True)
     eval_batch_size: int = 100
@@ -482,3 +547,159 @@ class DriverConfig:
             raise UserError(f"--student_model_names lists {len(names)} models for {self.iterations} iterations: "
                             "give one name, or one per iteration")
         return names
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterConfig:
+    """The flags of upstream filter_unlabel.py plus the additions described in MIGRATION.md; `jobs.filter_unlabel.run`
+    runs it. The methods below name every file the filter reads and writes."""
+
+    input_dir: str
+    prediction_dir: str
+    info_dir: str
+    prelim_stats_dir: str
+    output_dir: str
+    num_classes: int = 1000
+    num_shards: int = 128
+    only_use_num_shards: int = -1
+    num_image: int = 1300
+    total_replicas: int = 1
+    task: int = -1
+    debug: int = 0
+    min_threshold: float = 0.0
+    max_prob: float = 2.0
+    upsample: bool = True
+    file_prefix: str = "train"
+    use_top: bool = True
+    use_all: bool = False
+    seed: int = FILTER_SEED
+    rebuild_stale: bool = False
+    poll_seconds: float = 10.0
+    wait_timeout: float = 3600.0
+    # Which invocation this is: one shard's phase (upstream), or both phases of every shard (--all_shards).
+    shard_id: int = 0
+    only_get_stats: bool = False
+    all_shards: bool = False
+    num_workers: int | None = None  # --all_shards threads; None: one per CPU core
+
+    def validate(self) -> None:
+        for name in ("num_classes", "num_shards", "num_image", "total_replicas"):
+            if getattr(self, name) <= 0:
+                flag = "num_label_classes" if name == "num_classes" else name
+                raise UserError(f"--{flag} must be positive, got {getattr(self, name)}")
+        if not (self.task == -1 or 0 <= self.task < self.total_replicas):
+            raise UserError(f"--task={self.task} must be -1 (all prediction replicas) or 0..{self.total_replicas - 1}")
+        if self.only_use_num_shards != -1 and not 0 < self.only_use_num_shards <= self.num_shards:
+            raise UserError(f"--only_use_num_shards={self.only_use_num_shards} must be -1 or 1..{self.num_shards}")
+        if not 0.0 <= self.min_threshold <= 1.0:
+            # Upstream `get_threshold` walks the grid 0.00..1.00 down to min_threshold: above 1 no class can stop.
+            raise UserError(f"--min_threshold={self.min_threshold:g} must be a confidence in 0..1 (e.g. 0.3)")
+        if self.max_prob <= self.min_threshold:
+            raise UserError(f"--max_prob={self.max_prob} must be above --min_threshold={self.min_threshold}")
+        for name in ("prediction_dir", "info_dir", "prelim_stats_dir", "output_dir", "input_dir"):
+            if not getattr(self, name):
+                raise UserError(f"--{name} is required")
+        file_names.check_file_prefix(self.file_prefix)
+
+    # --- names (upstream filter_unlabel.py's and local_scripts/svhn/filter_unlabel.sh's) ---
+    def prelim_path(self, shard: int, task: int) -> str:
+        return _join(self.prelim_stats_dir, file_names.prelim_stats_name(shard, task))
+
+    def stats_path(self, shard: int, task: int) -> str:
+        return _join(self.output_dir, "stats", file_names.stats_name(shard, task))
+
+    def data_path(self, shard: int) -> str:
+        return _join(self.output_dir, "data", file_names.filtered_name(self.task, shard, self.num_shards))
+
+    def input_shard(self, shard: int) -> str:
+        return _join(self.input_dir, file_names.shard_name(self.file_prefix, shard, self.num_shards))
+
+    def prediction_paths(self, shard: int, worker: int) -> tuple[str, str]:
+        """predict's files of one shard and replica that the filter reads: predictions and image count."""
+        return (_join(self.prediction_dir, file_names.prediction_name(shard, self.num_shards, worker)),
+                _join(self.info_dir, file_names.info_name(shard, self.num_shards, worker)))
+
+    @property
+    def total_counts_path(self) -> str:
+        return _join(self.prelim_stats_dir, "total_counts.json")
+
+    @property
+    def total_counts_sum_path(self) -> str:
+        return _join(self.prelim_stats_dir, "total_counts_sum.json")
+
+    @property
+    def final_stats_path(self) -> str:
+        return _join(self.output_dir, "stats", "final_stats.json")
+
+    @property
+    def threshold_path(self) -> str:
+        return _join(self.output_dir, "threshold.json")
+
+    # --- who reads what ---
+    def workers(self) -> list[int]:
+        """The prediction replicas this job reads (upstream `filter_unlabel.py`, `main`)."""
+        if self.debug == 1:
+            return [0]
+        if self.task != -1:
+            return [self.task]  # one replica per task: total_label_replicas must equal total_replicas
+        return list(range(self.total_replicas))
+
+    def aggregated(self) -> list[tuple[int, int]]:
+        """(shard, task) pairs whose files the master sums (upstream `filter_unlabel.py`, `main`)."""
+        if self.debug == 1:
+            return [(0, self.task)]
+        shards = self.num_shards if self.only_use_num_shards == -1 else self.only_use_num_shards
+        # Upstream always summed tasks 0..R-1, so a run with --task=-1 waited forever for files named _0.
+        tasks = [-1] if self.task == -1 else range(self.total_replicas)
+        return [(shard, task) for shard in range(shards) for task in tasks]
+
+    def is_master(self, shard: int) -> bool:
+        return shard == 0 and self.task in (-1, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+    """The offline stage on a Beam runner (`pseudo_label_beam.py`; `jobs.pseudo_label_beam.run`, which runs
+    `offline.beam_pipeline.run`).
+
+    Args:
+        predict: the teacher (`checkpoint`, `model`, `task`, `use_ema`, `precision`), the unlabeled shards
+            (`input_dir`, `file_prefix`, `num_shards`, `total_replicas`) and `batch_size`; where predictions go
+            (`output_dir`, `info_dir`) when `write_predictions`. With `predict.reassign`: the filtered shards to
+            re-label (`input_dir`, `shards`, `worker_id`) and where the re-labelled ones go (`output_dir`).
+        filter: the filter's settings (its `input_dir`, `num_shards`, `file_prefix`, `total_replicas` and
+            `num_classes` must be predict's); None: no filtering (predictions only, or reassign).
+        write_predictions: also write predict.py's `train-info-*` and `info-*.txt` files.
+        pipeline_args: Beam pipeline options, e.g. `("--runner=FnApiRunner", "--direct_num_workers=2",
+            "--direct_running_mode=multi_processing")`; without `--runner`, `offline.beam_pipeline.DEFAULT_RUNNER`.
+    """
+
+    predict: PredictConfig
+    filter: FilterConfig | None = None
+    write_predictions: bool = False
+    pipeline_args: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        self.predict.validate(writes_files=self.predict.reassign or self.write_predictions)
+        file_names.check_file_prefix(self.predict.file_prefix)
+        if self.predict.reassign:
+            if self.filter is not None or self.write_predictions:
+                raise UserError("--reassign_label re-labels filtered shards: it neither filters nor writes "
+                                "predictions; run it on its own")
+            return
+        if self.filter is None:
+            if not self.write_predictions:
+                raise UserError("nothing to do: give the filter's directories, or write the predictions "
+                                "(--predict_only with --prediction_dir and --info_dir)")
+            return
+        f, p = self.filter, self.predict
+        # The filter reads no prediction files here: they are written only when asked (write_predictions).
+        dataclasses.replace(f, prediction_dir=f.prediction_dir or "-", info_dir=f.info_dir or "-").validate()
+        if f.debug:
+            raise UserError("--debug=1 reads only replica 0's files of one shard: use filter_unlabel.py for that")
+        for name, ours, theirs in (("input_dir", f.input_dir, p.input_dir), ("num_shards", f.num_shards, p.num_shards),
+                                   ("file_prefix", f.file_prefix, p.file_prefix),
+                                   ("total_replicas", f.total_replicas, p.total_replicas),
+                                   ("num_label_classes", f.num_classes, p.model.num_classes)):
+            if ours != theirs:
+                raise UserError(f"the filter's {name} ({ours!r}) differs from predict's ({theirs!r})")

@@ -5,14 +5,8 @@ from __future__ import annotations
 
 from noisy_student_tf.config import ModelConfig, ModelOptions
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.models import MODEL_TABLE, default_image_size
+from noisy_student_tf.models import MODEL_TABLE, default_image_size, require_model_name
 from noisy_student_tf.tasks import TaskInfo
-
-
-def require_model_name(name: str, flag: str = "model_name") -> str:
-    if name not in MODEL_TABLE:
-        raise UserError(f"--{flag}={name!r} is not a model: choose one of {', '.join(MODEL_TABLE)}")
-    return name
 
 
 def model_config(task: TaskInfo, model_name: str, num_label_classes: int,

@@ -25,7 +25,7 @@ TensorFlow's `ram://` filesystem (the tests' stand-in for `gs://`, in one proces
 any name prefix and lists the tails of siblings' names; `exists`, `isdir` and `listdir` correct both for it, so
 that a test on `ram://` means what it would on Cloud Storage.
 
-Local-file calls outside this module, each genuinely local: `flag_reference.py` rewrites FLAGS.md of the source
+Local-file calls outside this module, each genuinely local: `cli/reference.py` rewrites FLAGS.md of the source
 checkout; the tests' fork server (`tests/prewarmed.py`) and fixtures.
 """
 

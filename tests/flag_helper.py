@@ -1,9 +1,9 @@
-"""For the tests of the command lines' adapters (noisy_student_tf/flag_adapters.py): flags parsed from strings.
+"""For the tests of the command lines' adapters (noisy_student_tf/adapters.py): flags parsed from strings.
 Every other test builds its config (tests/jobs_helper.py)."""
 
 from absl import flags
 
-from noisy_student_tf.flags import define_export_flags, define_main_flags
+from noisy_student_tf.cli.flags import define_export_flags, define_main_flags
 
 
 def main_flags(*args, export=False):

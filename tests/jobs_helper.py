@@ -73,7 +73,7 @@ def export_config(checkpoint, output, **changes) -> ExportConfig:
 
 
 def filter_config(**fields):
-    from noisy_student_tf.offline.filter_shards import FilterConfig
+    from noisy_student_tf.config import FilterConfig
 
     return FilterConfig(**{k: str(v) if k.endswith("_dir") else v for k, v in fields.items()})
 

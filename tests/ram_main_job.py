@@ -17,9 +17,10 @@ import tempfile
 
 from absl import flags
 
-from noisy_student_tf import flag_adapters, storage
+from noisy_student_tf.cli import adapters
+from noisy_student_tf import storage
 from noisy_student_tf.api import run_noisy_student
-from noisy_student_tf.flags import define_driver_flags
+from noisy_student_tf.cli.flags import define_driver_flags
 from ram_programs import comparable, copy_tree, local_listing, scalars, tree
 
 RAM_ROOT = "ram://noisy-student-tf/main-job"
@@ -34,7 +35,7 @@ def driver_config(root, shrunk):
             f"--teacher_train_batch_size={shrunk['TEACHER_BATCH_SIZE']}",
             f"--teacher_train_steps={shrunk['TEACHER_STEPS']}", f"--student_train_steps={shrunk['STUDENT_STEPS']}",
             *shrunk["EXTRA_FLAGS"].split()])
-    return flag_adapters.driver_config(values)
+    return adapters.driver_config(values)
 
 
 def main(local_root, work_dir, report_path, shrunk):

@@ -24,8 +24,9 @@ from PIL import Image
 
 import jobs_helper
 import tiny_data
-from noisy_student_tf import flag_adapters, storage
-from noisy_student_tf.flags import (define_beam_flags, define_convert_checkpoint_flags, define_export_flags,
+from noisy_student_tf.cli import adapters
+from noisy_student_tf import storage
+from noisy_student_tf.cli.flags import (define_beam_flags, define_convert_checkpoint_flags, define_export_flags,
                                     define_filter_flags, define_main_flags, define_prepro_digits_flags,
                                     define_prepro_images_flags, define_proc_svhn_flags)
 
@@ -43,11 +44,11 @@ def parse(define, argv):
 
 
 def main_program(*args):
-    flag_adapters.run_main([], parse([define_main_flags], ["main.py", *TINY, *args]))
+    adapters.run_main([], parse([define_main_flags], ["main.py", *TINY, *args]))
 
 
 def filter_program(*args):
-    return flag_adapters.run_filter_unlabel([], parse([define_filter_flags], ["filter_unlabel.py", *args]))
+    return adapters.run_filter_unlabel([], parse([define_filter_flags], ["filter_unlabel.py", *args]))
 
 
 def make_data(root):
@@ -85,12 +86,12 @@ def copy_tree(source, target):
 def run_programs(root):
     """Each program once, every path under `root` (the data is at root/data)."""
     data = f"{root}/data"
-    flag_adapters.run_prepro_digits([], parse([define_prepro_digits_flags], [
+    adapters.run_prepro_digits([], parse([define_prepro_digits_flags], [
         "prepro_digits.py", f"--output_dir={root}/digits"]))
-    flag_adapters.run_prepro_images([], parse([define_prepro_images_flags], [
+    adapters.run_prepro_images([], parse([define_prepro_images_flags], [
         "prepro_images.py", f"--input_dir={data}/images", f"--output_dir={root}/images", "--image_size=16",
         "--num_shards=2", "--num_threads=1"]))
-    flag_adapters.run_proc_svhn([], parse([define_proc_svhn_flags], [
+    adapters.run_proc_svhn([], parse([define_proc_svhn_flags], [
         "proc_svhn.py", f"--raw_data_dir={data}/mat", f"--output_dir={root}/svhn", "--full_train_data"]))
     main_program("--mode=train", f"--label_data_dir={data}/lab", f"--model_dir={root}/teacher", "--train_steps=2",
                  "--train_batch_size=4", "--num_train_images=40", "--iterations_per_loop=1", "--seed=0",
@@ -112,9 +113,9 @@ def run_programs(root):
     main_program("--mode=predict", "--reassign_label=True", "--file_prefix=train", f"--predict_ckpt_path={root}/teacher",
                  f"--label_data_dir={root}/filter_all/data/data", f"--num_shards={NUM_SHARDS}", "--shard_id=0,1",
                  f"--output_dir={root}/reassigned")
-    flag_adapters.run_export([], parse([define_main_flags, define_export_flags], [
+    adapters.run_export([], parse([define_main_flags, define_export_flags], [
         "export.py", *TINY, f"--model_dir={root}/teacher", f"--output={root}/export"]))
-    flag_adapters.run_convert_checkpoint([], parse([define_convert_checkpoint_flags], [
+    adapters.run_convert_checkpoint([], parse([define_convert_checkpoint_flags], [
         "convert_checkpoint.py", "--to_tf1", f"--keras_model={root}/export/model.keras",
         f"--output={root}/tf1/model.ckpt-0"]))
     # The TF1 checkpoint read back (as an original one): predict with it.
@@ -126,7 +127,7 @@ def run_programs(root):
                  "--file_prefix=extra", f"--num_shards={NUM_SHARDS}", f"--prelim_stats_dir={root}/beam/prelim_stats",
                  f"--output_dir={root}/beam/filter_data", f"--prediction_dir={root}/beam/predict_label",
                  f"--info_dir={root}/beam/info", "--num_image=4"]
-    flag_adapters.run_pseudo_label_beam(["pseudo_label_beam.py", "--runner=FnApiRunner",
+    adapters.run_pseudo_label_beam(["pseudo_label_beam.py", "--runner=FnApiRunner",
                                          "--direct_running_mode=in_memory"],
                                         parse([define_main_flags, define_beam_flags], beam_args))
 

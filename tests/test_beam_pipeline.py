@@ -27,11 +27,11 @@ import prewarmed
 import tiny_data
 from absl import flags
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.flags import define_beam_flags, define_main_flags
-from noisy_student_tf.jobs import restore
+from noisy_student_tf.cli.flags import define_beam_flags, define_main_flags
+from noisy_student_tf.models import restore
 from noisy_student_tf.models.inference import clean_logits, model_from_config
 from noisy_student_tf.offline import beam_pipeline, filter_shards
-from noisy_student_tf.offline.filter_shards import FilterConfig
+from noisy_student_tf.config import BeamConfig, FilterConfig
 from noisy_student_tf.tasks import get_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,7 +98,7 @@ def per_shard_tools(data, out, predict_changes=(), **filter_changes):
 
 def beam_run(data, out, args=IN_PROCESS, predict_changes=(), write_predictions=True, **filter_changes):
     predict_changes = dict(predict_changes)
-    cfg = beam_pipeline.BeamConfig(predict=predict_config(data, out, **predict_changes),
+    cfg = BeamConfig(predict=predict_config(data, out, **predict_changes),
                                    filter=filter_config(data, out, total_replicas=predict_changes.get(
                                        "total_replicas", 1), **filter_changes),
                                    write_predictions=write_predictions, pipeline_args=tuple(args))
@@ -192,7 +192,7 @@ def test_predict_only_and_reassign_match_predict_and_reassign(data, reference, t
 
     expected_dir, _ = reference
     p = predict_config(data, tmp_path)
-    assert beam_pipeline.run(beam_pipeline.BeamConfig(predict=p, write_predictions=True,
+    assert beam_pipeline.run(BeamConfig(predict=p, write_predictions=True,
                                                       pipeline_args=IN_PROCESS)) == {"shards": NUM_SHARDS}
     expected = {n: b for n, b in files(expected_dir).items() if n.startswith(("predict_label/", "info/"))}
     assert files(tmp_path) == expected
@@ -210,7 +210,7 @@ def test_predict_only_and_reassign_match_predict_and_reassign(data, reference, t
     reassign = dataclasses.replace(reassign, input_dir=str(tmp_path / "filtered"))
     predict.run(reassign)
     beam = dataclasses.replace(reassign, output_dir=str(tmp_path / "reassign_beam"))
-    result = beam_pipeline.run(beam_pipeline.BeamConfig(predict=beam, pipeline_args=MULTI_PROCESS))
+    result = beam_pipeline.run(BeamConfig(predict=beam, pipeline_args=MULTI_PROCESS))
     assert result == {"shards": len(names)}
     assert_same_files(tmp_path / "reassign_tools", tmp_path / "reassign_beam")
 
@@ -412,7 +412,7 @@ def test_bad_input_stops_before_anything_is_written_with_the_per_shard_message(d
     with pytest.raises(UserError) as per_shard:
         predict.run(dataclasses.replace(predict_config(data, tools_out), **predict_changes))
         filter_unlabel.run(filter_config(data, tools_out, **filter_changes))
-    cfg = beam_pipeline.BeamConfig(predict=dataclasses.replace(predict_config(data, beam_out), **predict_changes),
+    cfg = BeamConfig(predict=dataclasses.replace(predict_config(data, beam_out), **predict_changes),
                                    filter=filter_config(data, beam_out, **filter_changes), write_predictions=True,
                                    pipeline_args=MULTI_PROCESS if problem == "nan probabilities" else IN_PROCESS)
     with pytest.raises(UserError) as beam:
@@ -447,14 +447,14 @@ def test_the_command_line_needs_no_prediction_dir_and_takes_the_filters_task(dat
     """Without --prediction_dir/--info_dir the command writes no predictions and the filter files of
     filter_unlabel.py; --task=0 over two prediction replicas (upstream's per-replica filter jobs) gives the files of
     filter_unlabel.py --task=0."""
-    from noisy_student_tf import flag_adapters
+    from noisy_student_tf.cli import adapters
 
     setting = dict(predict_changes={"total_replicas": 2}, task=0, use_all=True)
     tools = per_shard_tools(data, tmp_path / "tools", **setting)
     out = tmp_path / "beam"
     values, options = cli(*cli_filter_args(data, out, "--total_replicas=2", "--task=0", "--use_all",
                                            *IN_PROCESS))
-    assert flag_adapters.run_pseudo_label_beam(["pseudo_label_beam.py", *options], values) == tools
+    assert adapters.run_pseudo_label_beam(["pseudo_label_beam.py", *options], values) == tools
     expected = {n: b for n, b in files(tmp_path / "tools").items() if n.startswith(("prelim_stats/", "filter_data/"))}
     assert sorted(os.listdir(out)) == ["filter_data", "prelim_stats"]  # no predict_label/, no info/
     assert files(out) == expected
@@ -475,7 +475,7 @@ def test_a_runner_of_another_package_brings_its_options_and_misspelt_flags_are_s
 
 @pytest.mark.parametrize("runner", ["DaskRunner", "dask", "apache_beam.runners.dask.dask_runner.DaskRunner"])
 def test_the_dask_runner_is_refused_before_anything_is_read_or_written(data, tmp_path, runner):
-    cfg = beam_pipeline.BeamConfig(predict=predict_config(data, tmp_path), filter=filter_config(data, tmp_path),
+    cfg = BeamConfig(predict=predict_config(data, tmp_path), filter=filter_config(data, tmp_path),
                                    write_predictions=True,
                                    pipeline_args=(f"--runner={runner}", "--dask_client_address=tcp://127.0.0.1:8786"))
     with pytest.raises(UserError, match=r"--runner=DaskRunner is refused: Beam 2.77's Dask runner cannot send"):

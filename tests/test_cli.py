@@ -8,8 +8,9 @@ import sys
 import pytest
 from absl import flags
 
-import noisy_student_tf.flags
-from noisy_student_tf import cli, flag_adapters
+import noisy_student_tf.cli.flags
+from noisy_student_tf import cli
+from noisy_student_tf.cli import adapters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A few flags that only (or characteristically) belong to each program.
@@ -94,16 +95,16 @@ def test_flag_defaults_are_those_of_the_libraries():
     from noisy_student_tf.data.sources import image_folder, svhn
 
     values = flags.FlagValues()
-    noisy_student_tf.flags.define_prepro_images_flags(flag_values=values)
+    noisy_student_tf.cli.flags.define_prepro_images_flags(flag_values=values)
     for field in dataclasses.fields(image_folder.Options):
         if field.name in values:
             assert values[field.name].default == getattr(image_folder.Options(), field.name), field.name
     assert values["labels"].parser.enum_values == list(image_folder.LABEL_MODES)
     assert values["on_bad_image"].parser.enum_values == list(image_folder.BAD_IMAGE_MODES)
     values(["prepro_images.py"])
-    assert flag_adapters.image_folder_options(values) == image_folder.Options()
+    assert adapters.image_folder_options(values) == image_folder.Options()
     values = flags.FlagValues()
-    noisy_student_tf.flags.define_proc_svhn_flags(flag_values=values)
+    noisy_student_tf.cli.flags.define_proc_svhn_flags(flag_values=values)
     assert values["seed"].default == svhn.UPSTREAM_SEED
 
 

@@ -14,12 +14,13 @@ import flag_helper
 import jobs_helper
 import prewarmed
 import tiny_data
-from noisy_student_tf import flag_adapters, storage
+from noisy_student_tf.cli import adapters
+from noisy_student_tf import storage
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.models.inference import model_from_config
 from noisy_student_tf.tasks import get_task
-from noisy_student_tf.training import checkpoints
-from noisy_student_tf.training.ema import checkpoint_key
+from noisy_student_tf.models import restore
+from noisy_student_tf.models.restore import ema_shadow_key
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = jobs_helper.TINY_SIZE
@@ -54,7 +55,7 @@ def exported(trained):
 def oracle_model(model_dir, *, small=True, size=SIZE):
     """The checkpoint's EMA weights in a freshly built network, outside the export code."""
     model = model_from_config(jobs_helper.changed(jobs_helper.TINY, small_image_model=small, image_size=size))
-    checkpoints.load_inference_weights(model, model_dir)
+    restore.load_inference_weights(model, model_dir)
     return model
 
 
@@ -116,7 +117,7 @@ def test_keras_file_holds_the_ema_weights_and_gives_the_same_logits(trained, exp
     reader = tf.train.load_checkpoint(model_dir)
     shadows = 0
     for weight in model.weights:
-        key = checkpoint_key(weight.path)
+        key = ema_shadow_key(weight.path)
         if reader.has_tensor(key):
             np.testing.assert_array_equal(weight.value.numpy(), reader.get_tensor(key))
             shadows += 1
@@ -209,7 +210,7 @@ def test_command_line_exports_predict_ckpt_path_over_model_dir(tmp_path):
     out = tmp_path / "out"
 
     def config(*args):
-        return flag_adapters.export_config(flag_helper.main_flags(*jobs_helper.TINY_FLAGS, *args, export=True))
+        return adapters.export_config(flag_helper.main_flags(*jobs_helper.TINY_FLAGS, *args, export=True))
 
     # --predict_ckpt_path wins over --model_dir (which does not exist here).
     prefix = str(tmp_path / "ckpt" / "model.ckpt-0")

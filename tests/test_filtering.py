@@ -19,7 +19,8 @@ import pytest
 import offline_data
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.offline import filtering
-from noisy_student_tf.offline.filter_shards import FilterConfig, run_all_shards, run_shard
+from noisy_student_tf.config import FilterConfig
+from noisy_student_tf.offline.filter_shards import run_all_shards, run_shard
 from noisy_student_tf.offline.provenance import StaleOutput
 
 C = 3

@@ -1,11 +1,11 @@
-"""FLAGS.md is what the flag definitions generate (regenerate with `python -m noisy_student_tf.flag_reference`)."""
+"""FLAGS.md is what the flag definitions generate (regenerate with `python -m noisy_student_tf.cli.reference`)."""
 
-from noisy_student_tf import flag_reference
+from noisy_student_tf.cli import reference as flag_reference
 
 
 def test_flag_reference_is_up_to_date():
     with open(flag_reference.PATH, encoding="utf-8") as f:
-        assert f.read() == flag_reference.render(), "FLAGS.md is stale: run python -m noisy_student_tf.flag_reference"
+        assert f.read() == flag_reference.render(), "FLAGS.md is stale: run python -m noisy_student_tf.cli.reference"
 
 
 def test_every_entry_point_is_documented():

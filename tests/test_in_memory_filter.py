@@ -18,7 +18,7 @@ import offline_data
 import tiny_data
 from noisy_student_tf.jobs import filter_unlabel
 from noisy_student_tf.offline import in_memory
-from noisy_student_tf.offline.filter_shards import FilterConfig
+from noisy_student_tf.config import FilterConfig
 
 C = 4
 SHARD_SIZES = [37, 52, 41, 60]

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import jobs_helper
 from noisy_student_tf.data.in_memory import noisy_student_dataset
 from noisy_student_tf.models.inference import model_from_config
 from noisy_student_tf.training.noisy_student import NoisyStudent
@@ -166,6 +165,34 @@ def test_dataset_batches_have_the_command_line_structure_and_ratio():
     np.testing.assert_array_equal(stored["unlabeled"]["label"], stored["unlabeled"]["probs"].numpy().argmax(-1))
     again = next(iter(noisy_student_dataset((x, y), x, batch_size=4, unlabel_ratio=1.5, seed=3)))
     np.testing.assert_array_equal(again["unlabeled"]["image"], online["unlabeled"]["image"])
+
+
+@pytest.mark.parametrize("sample_prob, ratio", [(0.5, 3), (1.0, 1.5), (0.3, 2)])
+def test_command_line_and_python_api_assemble_the_same_batches(tmp_path, sample_prob, ratio):
+    """One batch assembler: with --label_data_sample_prob below 1, the unlabeled batch is ceil(B * p * r)
+    (upstream `data_input.py`) from shards and from arrays alike."""
+    import tiny_data
+    from noisy_student_tf.config import AugmentConfig, InputConfig, ModelConfig
+    from noisy_student_tf.data.inputs import train_dataset
+
+    labels = np.arange(24) % 4
+    tiny_data.write_labeled(str(tmp_path / "lab"), "train", labels)
+    probs = np.random.RandomState(1).dirichlet(np.ones(4), 24).astype(np.float32)
+    tiny_data.write_unlabeled(str(tmp_path / "unl"), labels, num_classes=4, probabilities=probs)
+    inputs = InputConfig(label_data_dir=str(tmp_path / "lab"), unlabel_data_dir=str(tmp_path / "unl"),
+                         train_batch_size=8, unlabel_ratio=ratio, label_data_sample_prob=sample_prob)
+    noise = AugmentConfig(augment_name="v1", unl_augment_name="v1", flip=True)
+    from_shards = next(iter(train_dataset(inputs, noise, ModelConfig("efficientnet-b0", 4, 32, small_image_model=True),
+                                          seed=0, stored_predictions=True)))
+    x = np.zeros((24, 32, 32, 3), np.uint8)
+    from_arrays = next(iter(noisy_student_dataset((x, labels), (x, probs), batch_size=8, unlabel_ratio=ratio,
+                                                  label_data_sample_prob=sample_prob, augment=noise)))
+    expected = int(np.ceil(8 * sample_prob * ratio))
+    assert from_shards["unlabeled"]["image"].shape == from_arrays["unlabeled"]["image"].shape == (expected, 32, 32, 3)
+    for part in ("labeled", "unlabeled"):
+        for key in from_arrays[part]:
+            assert from_shards[part][key].shape == from_arrays[part][key].shape, (part, key)
+            assert from_shards[part][key].dtype == from_arrays[part][key].dtype, (part, key)
 
 
 def start_worker(out_dir, kill_after):

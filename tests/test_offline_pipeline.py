@@ -18,7 +18,7 @@ import tiny_data
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.models.inference import model_from_config
 from noisy_student_tf.tasks import get_task
-from noisy_student_tf.training import checkpoints
+from noisy_student_tf.models import restore
 
 SIZE = jobs_helper.TINY_SIZE
 NUM_SHARDS = 3
@@ -54,7 +54,7 @@ def setup(tmp_path_factory):
 def model_probabilities(teacher, images):
     """The oracle: the checkpoint's EMA model applied to decoded images, outside any of our input code."""
     model = model_from_config(jobs_helper.TINY)
-    checkpoints.load_inference_weights(model, teacher)
+    restore.load_inference_weights(model, teacher)
     task = get_task("imagenet")
     x = (np.asarray(images, np.float32) - np.asarray(task.mean, np.float32)) / np.asarray(task.std, np.float32)
     return tf.nn.softmax(model.predict(x, batch_size=16, verbose=0)).numpy()

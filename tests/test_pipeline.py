@@ -13,9 +13,9 @@ from absl import flags
 
 import fault_harness
 import prewarmed
-from noisy_student_tf import flag_adapters
+from noisy_student_tf.cli import adapters
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.flags import define_driver_flags, define_main_flags
+from noisy_student_tf.cli.flags import define_driver_flags, define_main_flags
 from noisy_student_tf.jobs import iterate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,7 +107,7 @@ def driver_config(args):
     values = flags.FlagValues()
     define_driver_flags(values)
     values(["iterate.py", *args])
-    return flag_adapters.driver_config(values)
+    return adapters.driver_config(values)
 
 
 def test_other_settings_in_the_same_output_dir_are_refused(main_job):
@@ -177,7 +177,7 @@ def test_unlabel_ratio_and_teacher_path_reach_their_use_as_config_fields(tmp_pat
     define_main_flags(values)
     values(["main.py", "--teacher_model_name=efficientnet-b0", "--teacher_model_path=ckpt/teacher",
             "--unlabel_ratio=3", "--train_batch_size=4"])
-    cfg = flag_adapters.train_config(values)
+    cfg = adapters.train_config(values)
     assert cfg.teacher.checkpoint == "ckpt/teacher" and cfg.online_teacher
     assert cfg.input.unlabeled_batch_size == 12
 

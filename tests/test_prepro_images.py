@@ -14,9 +14,10 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image
 
-from noisy_student_tf import flag_adapters, tasks
+from noisy_student_tf.cli import adapters
+from noisy_student_tf import tasks
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.flags import define_prepro_images_flags
+from noisy_student_tf.cli.flags import define_prepro_images_flags
 
 # Parse specs written from upstream `data_input.py`, `dataset_parser` and `unl_dst_parser` (not taken from the code
 # under test).
@@ -41,7 +42,7 @@ def run(*args):
     values = flags.FlagValues()
     define_prepro_images_flags(values)
     values(["prepro_images.py", *args])
-    return flag_adapters.run_prepro_images(None, values)
+    return adapters.run_prepro_images(None, values)
 
 
 def picture(width, height, seed):

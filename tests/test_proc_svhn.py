@@ -10,10 +10,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import flags
 
-from noisy_student_tf import flag_adapters
+from noisy_student_tf.cli import adapters
 from noisy_student_tf.data.sources import svhn
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.flags import define_proc_svhn_flags
+from noisy_student_tf.cli.flags import define_proc_svhn_flags
 
 # Small stand-ins for the three files. train must exceed the 4000 dev images; test (50 images in 64 shards)
 # gives empty shards, as linspace allows.
@@ -36,7 +36,7 @@ def run_job(*args):
     values = flags.FlagValues()
     define_proc_svhn_flags(values)
     values(["proc_svhn.py", *args])
-    return flag_adapters.run_proc_svhn(None, values)
+    return adapters.run_proc_svhn(None, values)
 
 
 @pytest.fixture(scope="module")

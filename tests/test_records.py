@@ -5,14 +5,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from noisy_student_tf import file_names
 from noisy_student_tf.data import records
 
 
 def test_file_names_follow_the_spec():
-    assert records.shard_name("extra", 3, 128) == "extra-00003-of-00128"
-    assert records.prediction_name(3, 128, 1) == "train-info-00003-of-00128-00001"
-    assert records.info_name(3, 128, 1) == "info-00003-of-00128-00001.txt"
-    assert records.filtered_name(0, 17, 128) == "train-0-00017-of-00128"
+    assert file_names.shard_name("extra", 3, 128) == "extra-00003-of-00128"
+    assert file_names.prediction_name(3, 128, 1) == "train-info-00003-of-00128-00001"
+    assert file_names.info_name(3, 128, 1) == "info-00003-of-00128-00001.txt"
+    assert file_names.filtered_name(0, 17, 128) == "train-0-00017-of-00128"
 
 
 @pytest.mark.parametrize("num_classes, label, image_size", [(10, 3, 5), (1000, 999, 300), (1, 0, 0), (200, 130, 70000)])

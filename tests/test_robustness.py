@@ -15,7 +15,8 @@ from scipy import ndimage
 import flag_helper
 import jobs_helper
 import tiny_data
-from noisy_student_tf import flag_adapters, robustness
+from noisy_student_tf.cli import adapters
+from noisy_student_tf import robustness
 from noisy_student_tf.config import RobustnessConfig
 from noisy_student_tf.errors import UserError
 
@@ -203,7 +204,7 @@ def test_eval_robustness_bad_flags_stop_before_writing(trained_tiny):
 # Tests the command line's adapter: eval.py's robustness flags become the config the tests above run.
 def test_robustness_flags_give_the_robustness_config(tmp_path):
     def robustness_of(*args):
-        return flag_adapters.eval_config(flag_helper.main_flags(
+        return adapters.eval_config(flag_helper.main_flags(
             *jobs_helper.TINY_FLAGS, f"--model_dir={tmp_path}", f"--label_data_dir={tmp_path}", *args)).robustness
 
     assert robustness_of() is None

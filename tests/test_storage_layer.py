@@ -13,13 +13,14 @@ import tensorflow as tf
 import jobs_helper
 import prewarmed
 import tiny_data
+from noisy_student_tf import file_names
 from noisy_student_tf import storage
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import UnreachableStorage, UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The layer itself, and the one documented local-only place: FLAGS.md of the source checkout.
-ALLOWED = {"noisy_student_tf/storage.py", "noisy_student_tf/flag_reference.py"}
+ALLOWED = {"noisy_student_tf/storage.py", "noisy_student_tf/cli/reference.py"}
 LOCAL_MODULES = {"shutil", "tempfile", "glob", "pathlib"}
 LOCAL_OS_CALLS = {"listdir", "makedirs", "mkdir", "replace", "rename", "remove", "unlink", "rmdir", "walk",
                   "scandir", "stat", "lstat", "chdir", "open", "fsync", "removedirs", "renames"}
@@ -148,7 +149,7 @@ def test_dead_temporaries_on_ram_are_removed_and_live_ones_kept():
 def test_records_and_shard_listing_on_ram():
     root = "ram://layer/records"
     for shard in range(2):
-        records.write_records(storage.join(root, records.shard_name("train", shard, 2)), [b"r1", b"r2"])
+        records.write_records(storage.join(root, file_names.shard_name("train", shard, 2)), [b"r1", b"r2"])
     files = records.find_files(root, ["train"])
     assert files == [storage.join(root, "train-00000-of-00002"), storage.join(root, "train-00001-of-00002")]
     assert records.first_unreadable(files) is None

@@ -11,7 +11,8 @@ import flag_helper
 import jobs_helper
 import prewarmed
 import tiny_data
-from noisy_student_tf import flag_adapters
+from noisy_student_tf import file_names
+from noisy_student_tf.cli import adapters
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import CheckpointError, UserError
 
@@ -57,7 +58,7 @@ def test_no_matching_files(tmp_path):
 def test_corrupt_record(tmp_path, good):
     bad = tmp_path / "corrupt"
     bad.mkdir()
-    data = (good / "lab" / records.shard_name("train", 0, 2)).read_bytes()
+    data = (good / "lab" / file_names.shard_name("train", 0, 2)).read_bytes()
     (bad / "train-00000-of-00001").write_bytes(data[:40] + b"\x00" * 16 + data[56:])  # breaks a record CRC
     train_fails(tmp_path, bad,
                 r"bad training input near step 0 \(reading --label_data_dir=.*corrupt\): .*corrupted record")
@@ -129,7 +130,7 @@ def test_bad_flags(tmp_path, good, args, match):
     values = flag_helper.main_flags(*BASE_FLAGS, "--mode=train", f"--model_dir={model_dir}",
                                     f"--label_data_dir={good}/lab", *args)
     with pytest.raises(UserError, match=match):
-        flag_adapters.run_main(None, values)
+        adapters.run_main(None, values)
     assert no_checkpoint_written(model_dir)
 
 

@@ -11,7 +11,6 @@ import tensorflow as tf
 
 import jobs_helper
 import tiny_data
-from noisy_student_tf import robustness_names
 
 SIZE = jobs_helper.TINY_SIZE
 COMMON = dict(seed=1, loop__iterations_per_loop=100, loop__save_checkpoints_steps=100,
@@ -61,16 +60,16 @@ def test_teacher_learns_and_student_learns_from_the_unlabeled_stream(data, tmp_p
         results = json.load(f)
     assert set(results) == {"dev", "test"} and results["test"]["num_images"] == 100
     assert set(results["dev"]) == {"top_1_accuracy", "top_5_accuracy", "loss", "num_images"}
-    with open(os.path.join(student_dir, "FLAGS.json")) as f:
-        text = f.read()
-    # Upstream main.py: json.dump(flag_values_dict()), compact, list-valued flags included; a run configured in
-    # Python records the main.py flags that give its config.
-    assert "\n" not in text.strip() and '"unlabel_ratio": 3' in text
-    flags_json = json.loads(text)
-    assert flags_json["corruptions"] == list(robustness_names.CORRUPTIONS) and flags_json["corruptions"]
-    assert flags_json["augment_name"] == "v1" and flags_json["teacher_model_name"] == "efficientnet-b0"
-    assert flags_json["unlabel_ratio"] == 3 and flags_json["teacher_model_path"] == teacher_dir
-    assert flags_json["seed"] == 1
+    # A run configured in Python has no flags to record (upstream main.py's FLAGS.json is a command line's):
+    # it records its resolved config, and the seed it used.
+    assert not os.path.exists(os.path.join(student_dir, "FLAGS.json"))
+    with open(os.path.join(student_dir, "config.json")) as f:
+        record = json.load(f)
+    assert record["input"]["unlabel_ratio"] == 3 and record["input"]["unlabel_data_dir"] == str(data / "unl")
+    assert record["augment"]["augment_name"] == "v1" and record["teacher"]["model_name"] == "efficientnet-b0"
+    assert record["teacher"]["checkpoint"] == teacher_dir and record["optim"]["train_steps"] == 300
+    assert record["task"]["name"] == "imagenet" and record["task"]["mean"] == list(jobs_helper.IMAGENET.mean)
+    assert record["seed"] == 1 and "flag_values" not in record
     with open(os.path.join(student_dir, "model_params.txt")) as f:
         # Upstream efficientnet_builder.build_model's layout.
         lines = f.read().split("\n")

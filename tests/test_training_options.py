@@ -13,8 +13,8 @@ import tensorflow as tf
 import jobs_helper
 import prewarmed
 import tiny_data
-from noisy_student_tf.training import checkpoints
-from noisy_student_tf.training.ema import checkpoint_key
+from noisy_student_tf.models import restore
+from noisy_student_tf.models.restore import ema_shadow_key
 from noisy_student_tf.training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,8 +105,8 @@ def test_init_model_starts_the_student_from_the_ema_weights(tmp_path):
     # The student's own EMA starts at the initial weights.
     np.testing.assert_array_equal(student.ema.shadows["head_dense/kernel"].numpy(), ema["head_dense/kernel"])
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "source")))
-    assert reader.has_tensor(checkpoint_key("head_dense/kernel"))
-    assert checkpoints.is_object_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "source")))
+    assert reader.has_tensor(ema_shadow_key("head_dense/kernel"))
+    assert restore.is_object_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "source")))
 
 
 def test_default_mode_trains_then_evaluates_and_tpu_flags_are_accepted(tmp_path, data):

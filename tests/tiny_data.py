@@ -6,6 +6,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from noisy_student_tf import file_names
 from noisy_student_tf.data import records
 
 # One distinct colour per class; images are that colour plus noise, so a small net separates them quickly.
@@ -30,7 +31,7 @@ def write_labeled(directory, prefix, labels, num_shards=2, seed=0, size=32):
     os.makedirs(directory, exist_ok=True)
     paths = []
     for shard, indices in enumerate(np.array_split(np.arange(len(labels)), num_shards)):
-        path = os.path.join(directory, records.shard_name(prefix, shard, num_shards))
+        path = os.path.join(directory, file_names.shard_name(prefix, shard, num_shards))
         records.write_records(path, (records.labeled_example(jpeg(images[i]), int(labels[i]) + 1) for i in indices))
         paths.append(path)
     return paths
@@ -44,7 +45,7 @@ def write_unlabeled(directory, labels, prefix="extra", num_shards=2, seed=1, num
     os.makedirs(directory, exist_ok=True)
     paths = []
     for shard, indices in enumerate(np.array_split(np.arange(len(labels)), num_shards)):
-        path = os.path.join(directory, records.shard_name(prefix, shard, num_shards))
+        path = os.path.join(directory, file_names.shard_name(prefix, shard, num_shards))
 
         def examples():
             for i in indices:

@@ -8,15 +8,15 @@ per-example augmentation, so `NoisyStudent` trains on them as the command-line t
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import tensorflow as tf
 
-from noisy_student_tf.config import AugmentConfig
+from noisy_student_tf.config import AugmentConfig, unlabeled_batch_size
 from noisy_student_tf.data import preprocessing
 from noisy_student_tf.data.inputs import (CACHED_SHUFFLE_BUFFER, LABELED_STREAM, UNCACHED_SHUFFLE_BUFFER,
-                                          UNLABELED_STREAM, no_autograph, stream_seed, train_view)
+                                          UNLABELED_STREAM, assemble_batches, no_autograph, stream_seed,
+                                          train_view)
 
 # Upstream trains 32x32 images (SVHN, CIFAR) with the small-image recipe; anything larger takes the ImageNet path.
 SMALL_IMAGE_MAX = 64
@@ -103,12 +103,13 @@ def _stream(dataset: tf.data.Dataset, size: int | None, seed: int, shuffle: bool
 
 
 def noisy_student_dataset(labeled, unlabeled=None, *, batch_size: int, unlabel_ratio: float = 1.0,
-                          image_size: int | None = None, small_image_model: bool | None = None,
+                          label_data_sample_prob: float = 1.0, image_size: int | None = None, small_image_model: bool | None = None,
                           augment: AugmentConfig | None = None, teacher_image_size: int | None = None,
                           shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
     """Endless training batches for `NoisyStudent` from arrays or datasets.
 
-    Each batch holds `batch_size` labeled images and ceil(batch_size * unlabel_ratio) unlabeled ones, both with
+    Each batch holds `batch_size` labeled images and ceil(batch_size * label_data_sample_prob * unlabel_ratio)
+    unlabeled ones (upstream `data_input.py`; the command line's batches are assembled by the same code), both with
     the student's noise (`augment`: RandAugment, crop, flip, cutout as upstream), each example's noise seeded by
     (seed, position in the stream). Unlabeled images without probabilities also get their clean view
     ("teacher_image") for an online teacher; with probabilities (from `pseudo_label`), those are the targets.
@@ -121,6 +122,9 @@ def noisy_student_dataset(labeled, unlabeled=None, *, batch_size: int, unlabel_r
         batch_size: labeled images per batch (over all replicas: `fit()` splits a batch across them).
         unlabel_ratio: unlabeled images per labeled image (upstream `--unlabel_ratio`; use the same value in
             `NoisyStudent`).
+        label_data_sample_prob: the share of labeled images that enter the loss (upstream
+            `--label_data_sample_prob`; use the same value in `NoisyStudent`): the unlabeled batch is sized for
+            the labeled images kept.
         image_size: the student's input size; default: the images' height.
         small_image_model: the small-image recipe (RandAugment, extra cutout, reflect-pad-4 crop, flip; the
             images must already be `image_size` square) instead of the ImageNet one (random crop resized to
@@ -162,12 +166,14 @@ def noisy_student_dataset(labeled, unlabeled=None, *, batch_size: int, unlabel_r
         view = train_view(augment, image, augment.augment_name, tf.stack([lab_seed, index]), **size)
         return {"image": view, "label": label}
 
-    lab_stream = _stream(lab_data, lab_size, lab_seed, shuffle).enumerate()
-    batches = lab_stream.map(no_autograph(labeled_example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    batches = batches.batch(batch_size, drop_remainder=True)
+    lab_stream = _stream(lab_data, lab_size, lab_seed, shuffle)
+    unl_stream = unlabeled_example = None
+    unl_batch = 0
     if unlabeled is not None:
         if unlabel_ratio <= 0:
             _fail("unlabel_ratio", f"must be positive when unlabeled data is given, got {unlabel_ratio}")
+        if not 0 < label_data_sample_prob <= 1:
+            _fail("label_data_sample_prob", f"must be in (0, 1], got {label_data_sample_prob}")
         unl_data, unl_size, with_probs = _unlabeled(unlabeled)
         unl_height, unl_width = _check_image_spec(unl_data.element_spec[0], "unlabeled")
         if small_image_model and unl_height is not None and (unl_height, unl_width) != (image_size, image_size):
@@ -184,17 +190,9 @@ def noisy_student_dataset(labeled, unlabeled=None, *, batch_size: int, unlabel_r
                                                    small_image_model=small_image_model)
             return {"image": view, "teacher_image": clean}
 
-        unl_batch = int(math.ceil(batch_size * unlabel_ratio))  # upstream `main.py`: ceil(B * r)
-        unl_stream = _stream(unl_data, unl_size, unl_seed, shuffle).enumerate()
-        unl_batches = unl_stream.map(no_autograph(unlabeled_example), num_parallel_calls=tf.data.AUTOTUNE,
-                                     deterministic=True)
-        batches = tf.data.Dataset.zip({"labeled": batches,
-                                       "unlabeled": unl_batches.batch(unl_batch, drop_remainder=True)})
-    else:
-        batches = batches.map(lambda lab: {"labeled": lab})
-    options = tf.data.Options()
-    options.deterministic = True
-    return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
+        unl_batch = unlabeled_batch_size(batch_size, unlabel_ratio, label_data_sample_prob)
+        unl_stream = _stream(unl_data, unl_size, unl_seed, shuffle)
+    return assemble_batches(lab_stream, labeled_example, batch_size, unl_stream, unlabeled_example, unl_batch)
 
 
 def clean_dataset(images, labels=None, *, batch_size: int = 64, image_size: int | None = None,

@@ -170,10 +170,7 @@ def train_dataset(inputs: InputConfig, augment: AugmentConfig, model: ModelConfi
         return {"image": view, "label": label}
 
     start = start_step * replicas_per_pipeline
-    labeled = (raw.enumerate().skip(start * lab_batch)
-               .map(no_autograph(labeled_example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-               .batch(lab_batch, drop_remainder=True))
-
+    unlabeled = unlabeled_example = None
     if inputs.unlabel_ratio:
         unl_seed = stream_seed(seed, UNLABELED_STREAM, pipeline_id)
         features = records.unlabeled_features(model.num_classes)
@@ -197,17 +194,46 @@ def train_dataset(inputs: InputConfig, augment: AugmentConfig, model: ModelConfi
                     small_image_model=model.small_image_model)
             return out
 
-        unlabeled = (_unlabeled_source(inputs, unl_seed, pipeline_id, num_pipelines).enumerate()
-                     .skip(start * unl_batch)
-                     .map(no_autograph(unlabeled_example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                     .batch(unl_batch, drop_remainder=True))
-        dataset = tf.data.Dataset.zip({"labeled": labeled, "unlabeled": unlabeled})
+        unlabeled = _unlabeled_source(inputs, unl_seed, pipeline_id, num_pipelines)
+    # Sharding is done above, per file and input pipeline (upstream's per-host sharding).
+    return assemble_batches(raw, labeled_example, lab_batch, unlabeled, unlabeled_example, unl_batch,
+                            skip_steps=start, auto_shard=False)
+
+
+def assemble_batches(labeled: tf.data.Dataset, labeled_example, labeled_batch: int,
+                     unlabeled: tf.data.Dataset | None = None, unlabeled_example=None, unlabeled_batch: int = 0, *,
+                     skip_steps: int = 0, auto_shard: bool = True) -> tf.data.Dataset:
+    """The one batch assembler of the command line (`train_dataset`) and the Python API
+    (`data.in_memory.noisy_student_dataset`): each endless stream is numbered (an example's number seeds its
+    noise), mapped to its training view, batched without remainder, and the two are zipped.
+
+    Args:
+        labeled, unlabeled: endless streams of single examples (unlabeled: None for labeled batches only).
+        labeled_example, unlabeled_example: `(index, example) -> dict`, an example's training view.
+        labeled_batch, unlabeled_batch: examples per batch of each stream (the unlabeled one is
+            `config.unlabeled_batch_size`, upstream's ceil(B * p * r)).
+        skip_steps: batches to skip (a resumed run starts where it stopped).
+        auto_shard: let tf.distribute shard the batches (off when the files are already split per pipeline).
+
+    Returns:
+        A deterministic dataset of `{"labeled": ...}` or `{"labeled": ..., "unlabeled": ...}` batches.
+    """
+
+    def batches(stream, example, batch_size):
+        return (stream.enumerate().skip(skip_steps * batch_size)
+                .map(no_autograph(example), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .batch(batch_size, drop_remainder=True))
+
+    dataset = batches(labeled, labeled_example, labeled_batch)
+    if unlabeled is not None:
+        dataset = tf.data.Dataset.zip({"labeled": dataset,
+                                       "unlabeled": batches(unlabeled, unlabeled_example, unlabeled_batch)})
     else:
-        dataset = labeled.map(no_autograph(lambda lab: {"labeled": lab}))
+        dataset = dataset.map(no_autograph(lambda lab: {"labeled": lab}))
     options = tf.data.Options()
     options.deterministic = True
-    # Sharding is done above, per file and input pipeline (upstream's per-host sharding).
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    if not auto_shard:
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 

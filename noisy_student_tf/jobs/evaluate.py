@@ -13,7 +13,7 @@ from noisy_student_tf.data import records
 from noisy_student_tf.data.inputs import TFDS_PREFIX, eval_dataset, eval_subsets
 from noisy_student_tf.errors import UserError, first_line
 from noisy_student_tf.config import EvalConfig
-from noisy_student_tf.jobs.restore import restore_model
+from noisy_student_tf.models.restore import restore_model
 from noisy_student_tf.models.inference import clean_logits
 from noisy_student_tf.training import losses
 

@@ -26,12 +26,12 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from noisy_student_tf import derivations, storage
+from noisy_student_tf import storage
 from noisy_student_tf.data import preprocessing
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.config import ExportConfig
-from noisy_student_tf.jobs.restore import restore_model
-from noisy_student_tf.models import tf1_checkpoint
+from noisy_student_tf.models.restore import restore_model
+from noisy_student_tf.models import require_model_name, tf1_checkpoint
 from noisy_student_tf.models.inference import clean_logits
 
 KERAS_FILE = "model.keras"
@@ -170,7 +170,7 @@ def move_into_place(tmp: str, output: str) -> None:
 
 def run(cfg: ExportConfig) -> str:
     """Exports the checkpoint `cfg` names; returns the output directory."""
-    derivations.require_model_name(cfg.model.model_name)  # flags first, files after
+    require_model_name(cfg.model.model_name)  # flags first, files after
     output = check_output(cfg.output, cfg.overwrite)
     # Serving in float32 whatever the training precision; the checkpoint's variables are float32.
     keras.mixed_precision.set_global_policy("float32")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from noisy_student_tf.offline.filter_shards import FilterConfig, run_all_shards, run_shard
+from noisy_student_tf.config import FilterConfig
+from noisy_student_tf.offline.filter_shards import run_all_shards, run_shard
 
 
 def run(cfg: FilterConfig):

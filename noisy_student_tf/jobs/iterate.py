@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
 
 from absl import logging
 
+from noisy_student_tf import file_names
 from noisy_student_tf import derivations, storage
-from noisy_student_tf.config import DriverConfig, EvalConfig, PredictConfig, TeacherConfig, TrainConfig
+from noisy_student_tf.config import (BeamConfig, DriverConfig, EvalConfig, FilterConfig, InputConfig, PredictConfig,
+                                     TeacherConfig, TrainConfig)
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.progress import format_duration
 from noisy_student_tf.tasks import get_task
 
-SHARD_PATTERN = re.compile(r"^(?P<prefix>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})$")
 SETTINGS_FILE = "pipeline_flags.json"
 
 
@@ -51,7 +51,7 @@ def unlabeled_shards(directory: str, prefix: str) -> int:
         raise UserError(f"--unlabel_data_dir={directory!r} does not exist")
     totals, indices = set(), set()
     for name in storage.listdir(directory):
-        match = SHARD_PATTERN.match(name)
+        match = file_names.SHARD_PATTERN.match(name)
         if match and match["prefix"] == prefix:
             totals.add(int(match["total"]))
             indices.add(int(match["index"]))
@@ -70,7 +70,7 @@ def _predicted_images(info_dir: str) -> int:
     from noisy_student_tf.offline import shard_io
 
     return sum(shard_io.read_info(storage.join(info_dir, name)) for name in storage.listdir(info_dir)
-               if name.startswith("info-") and name.endswith(".txt"))
+               if file_names.is_info_name(name))
 
 
 class Driver:
@@ -89,9 +89,7 @@ class Driver:
                 if teacher != student:
                     raise UserError(f"--init_student_from_teacher needs equal architectures, but iteration {k} "
                                     f"trains {student} from a {teacher} teacher")
-        from noisy_student_tf.data.records import check_file_prefix
-
-        check_file_prefix(cfg.unlabel_file_prefix, "--unlabel_file_prefix")
+        file_names.check_file_prefix(cfg.unlabel_file_prefix, "--unlabel_file_prefix")
         if cfg.offline_engine not in ("tools", "beam"):
             raise UserError(f"--offline_engine must be tools or beam, got {cfg.offline_engine!r}")
         if cfg.offline_engine == "beam":
@@ -118,8 +116,8 @@ class Driver:
         unlabel_ratio = cfg.unlabel_ratio if unlabel_data_dir else 0.0
         return TrainConfig(
             model_dir=model_dir, task=self.task, model=self._model(model_name),
-            input=dataclasses.replace(cfg.input, label_data_dir=cfg.label_data_dir, train_batch_size=batch_size,
-                                      unlabel_data_dir=unlabel_data_dir, unlabel_ratio=unlabel_ratio),
+            input=InputConfig.of(cfg.input, label_data_dir=cfg.label_data_dir, train_batch_size=batch_size,
+                                 unlabel_data_dir=unlabel_data_dir, unlabel_ratio=unlabel_ratio),
             optim=dataclasses.replace(cfg.optim, train_steps=steps),
             augment=cfg.augment,
             teacher=TeacherConfig(softmax_temp=cfg.teacher_softmax_temp if unlabel_data_dir else -1.0),
@@ -144,8 +142,6 @@ class Driver:
             precision=cfg.runtime.precision)
 
     def filter_config(self, iter_dir: str, num_image: int):
-        from noisy_student_tf.offline.filter_shards import FilterConfig
-
         cfg = self.cfg
         return FilterConfig(
             input_dir=cfg.unlabel_data_dir, file_prefix=cfg.unlabel_file_prefix,
@@ -186,16 +182,14 @@ class Driver:
 
     def _pseudo_label_with_beam(self, predict_cfg: PredictConfig, iter_dir: str) -> dict:
         """predict + filter in one Apache Beam pipeline (pseudo_label_beam.py): the files of the two stages."""
-        from noisy_student_tf.data import records as records_lib
         from noisy_student_tf.offline import beam_pipeline, shard_io
 
         cfg = self.cfg
         num_image = cfg.num_image
         if not num_image:  # unlabeled images / classes, counted before the pipeline (the tools read info files)
-            images = sum(shard_io.count_records(storage.join(predict_cfg.input_dir, records_lib.shard_name(
-                predict_cfg.file_prefix, shard, predict_cfg.num_shards))) for shard in predict_cfg.shards)
+            images = sum(shard_io.count_records(predict_cfg.input_path(shard)) for shard in predict_cfg.shards)
             num_image = max(1, images // self.num_classes)
-        stats = beam_pipeline.run(beam_pipeline.BeamConfig(
+        stats = beam_pipeline.run(BeamConfig(
             predict=predict_cfg, filter=self.filter_config(iter_dir, num_image), write_predictions=True,
             pipeline_args=tuple(cfg.beam_options)))
         return self._check_kept(stats, num_image)

@@ -8,7 +8,7 @@ from absl import logging
 
 from noisy_student_tf.config import PredictConfig
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.jobs.restore import restore_model
+from noisy_student_tf.models.restore import restore_model
 from noisy_student_tf.offline import predict
 
 

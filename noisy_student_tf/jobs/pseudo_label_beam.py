@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from noisy_student_tf.offline.beam_pipeline import BeamConfig
+from noisy_student_tf.config import BeamConfig
 from noisy_student_tf.offline import beam_pipeline
 
 

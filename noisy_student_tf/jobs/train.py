@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import keras
 import numpy as np
@@ -15,8 +14,8 @@ from noisy_student_tf.config import TrainConfig
 from noisy_student_tf.data import records
 from noisy_student_tf.data.inputs import TFDS_PREFIX, train_dataset
 from noisy_student_tf.errors import CheckpointError, UserError
-from noisy_student_tf.models import describe_model, tf1_checkpoint
-from noisy_student_tf.training import checkpoints, strategy as strategy_lib
+from noisy_student_tf.models import describe_model, require_model_name, restore, tf1_checkpoint
+from noisy_student_tf.training import strategy as strategy_lib
 from noisy_student_tf.training.trainer import Trainer
 
 SEED_KEY = "seed/.ATTRIBUTES/VARIABLE_VALUE"  # the run's seed in our training checkpoints
@@ -33,9 +32,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise UserError(f"--{name} must be positive, got {value}")
     if not cfg.model_dir:
         raise UserError("--model_dir is required: where checkpoints and summaries go")
-    derivations.require_model_name(cfg.model.model_name)
+    require_model_name(cfg.model.model_name)
     if cfg.teacher.model_name:
-        derivations.require_model_name(cfg.teacher.model_name, "teacher_model_name")
+        require_model_name(cfg.teacher.model_name, "teacher_model_name")
     num_train_images = cfg.optim.num_train_images or cfg.task.num_train_images
     if not num_train_images:
         raise UserError("--num_train_images is required for this task (it defines an epoch)")
@@ -74,9 +73,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
 def resolve_seed(cfg: TrainConfig) -> int:
     """The run's seed: a resumed run keeps the one stored in its checkpoint; otherwise `cfg.seed`, or one drawn
-    now (and stored with the first checkpoint and in FLAGS.json)."""
+    now (and stored with the first checkpoint and in FLAGS.json or config.json)."""
     latest = tf.train.latest_checkpoint(cfg.model_dir) if storage.isdir(cfg.model_dir) else None
-    if latest and checkpoints.is_object_checkpoint(latest):
+    if latest and restore.is_object_checkpoint(latest):
         reader = tf.compat.v1.train.NewCheckpointReader(latest)
         if reader.has_tensor(SEED_KEY):
             stored = int(reader.get_tensor(SEED_KEY))
@@ -88,23 +87,28 @@ def resolve_seed(cfg: TrainConfig) -> int:
     return int(np.random.SeedSequence().entropy % (2 ** 31))
 
 
-def flag_values(cfg: TrainConfig) -> dict:
-    """FLAGS.json: every flag value, as upstream main.py's `json.dump(flag_values_dict())`, plus the seed used.
-    A run configured in Python records main.py's flags that give its config."""
-    if cfg.flag_values is not None:
-        values = dict(cfg.flag_values)
-    else:
-        from noisy_student_tf.flag_adapters import train_flag_values
+def run_record(cfg: TrainConfig) -> tuple[str, dict]:
+    """What the run records of how it was configured, with the seed it used: a command-line run writes its flag
+    values as upstream `main.py` does (`json.dump(flag_values_dict())`, FLAGS.json); a run configured in Python
+    has no flags and writes its resolved config (config.json).
 
-        values = train_flag_values(cfg)
-    values = {k: v for k, v in values.items() if isinstance(v, (str, int, float, bool, list, type(None)))}
+    Returns:
+        (file name, JSON-able value).
+    """
+    if cfg.flag_values is None:
+        fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "flag_values"}
+        return "config.json", {name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+                               for name, value in fields.items()}
+    values = {k: v for k, v in cfg.flag_values.items() if isinstance(v, (str, int, float, bool, list, type(None)))}
     values["seed"] = cfg.seed
-    return values
+    return "FLAGS.json", values
 
 
 def write_run_files(cfg: TrainConfig) -> None:
-    """FLAGS.json (compact, list-valued flags included, as upstream) and model_params.txt (only if absent)."""
-    storage.write_json(storage.join(cfg.model_dir, "FLAGS.json"), flag_values(cfg))
+    """FLAGS.json (compact, list-valued flags included, as upstream) or config.json, and model_params.txt (only
+    if absent)."""
+    name, record = run_record(cfg)
+    storage.write_json(storage.join(cfg.model_dir, name), record, **({"indent": 1} if name == "config.json" else {}))
     params_path = storage.join(cfg.model_dir, "model_params.txt")
     if not storage.exists(params_path):
         m = cfg.model

@@ -29,6 +29,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from noisy_student_tf.errors import UserError
+
 # Upstream `efficientnet_builder.py`, `efficientnet_params`:
 # name -> (width_coefficient, depth_coefficient, resolution, dropout_rate). There is no l0/l1 upstream.
 MODEL_TABLE: dict[str, tuple[float, float, int, float]] = {
@@ -188,6 +190,13 @@ def get_model_params(
             for i, b in enumerate(blocks)
         ]
     return params, blocks
+
+
+def require_model_name(name: str, flag: str = "model_name") -> str:
+    """`name` if `MODEL_TABLE` has it; otherwise a UserError naming `--<flag>` and the choices."""
+    if name not in MODEL_TABLE:
+        raise UserError(f"--{flag}={name!r} is not a model: choose one of {', '.join(MODEL_TABLE)}")
+    return name
 
 
 def default_image_size(model_name: str, small_image_model: bool = False) -> int:

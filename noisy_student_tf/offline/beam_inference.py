@@ -35,7 +35,7 @@ class TeacherModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
         """Returns an `offline.predict.Classifier` of the checkpoint's weights (EMA shadows first)."""
         import keras
 
-        from noisy_student_tf.jobs.restore import restore_model
+        from noisy_student_tf.models.restore import restore_model
         from noisy_student_tf.offline.predict import Classifier
 
         keras.mixed_precision.set_global_policy(self._cfg.precision)

@@ -33,11 +33,11 @@ import numpy as np
 from absl import logging
 
 from noisy_student_tf import storage
-from noisy_student_tf.config import PredictConfig
+from noisy_student_tf.config import BeamConfig, FilterConfig, PredictConfig
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import CheckpointError, OutputError, UnreachableStorage, UserError
 from noisy_student_tf.offline import filter_shards, filtering, predict, provenance, shard_io
-from noisy_student_tf.offline.filter_shards import FilterConfig, ShardPredictions, STALE_HINT
+from noisy_student_tf.offline.filter_shards import ShardPredictions, STALE_HINT
 
 # Model batches per pipeline element: enough that Beam's per-element cost is small next to the model's, few
 # enough that an element of large images stays a few tens of MB.
@@ -55,53 +55,6 @@ DASK_REFUSED = (
     "(--direct_num_workers=N --direct_running_mode=multi_processing) on one machine, or DataflowRunner, FlinkRunner "
     "or SparkRunner on many")
 METRICS_NAMESPACE, IMAGES_COUNTER = "noisy_student", "images_read"
-
-
-@dataclasses.dataclass(frozen=True)
-class BeamConfig:
-    """The offline stage on a Beam runner (`pseudo_label_beam.py`; `jobs.pseudo_label_beam.run`).
-
-    Args:
-        predict: the teacher (`checkpoint`, `model`, `task`, `use_ema`, `precision`), the unlabeled shards
-            (`input_dir`, `file_prefix`, `num_shards`, `total_replicas`) and `batch_size`; where predictions go
-            (`output_dir`, `info_dir`) when `write_predictions`. With `predict.reassign`: the filtered shards to
-            re-label (`input_dir`, `shards`, `worker_id`) and where the re-labelled ones go (`output_dir`).
-        filter: the filter's settings (its `input_dir`, `num_shards`, `file_prefix`, `total_replicas` and
-            `num_classes` must be predict's); None: no filtering (predictions only, or reassign).
-        write_predictions: also write predict.py's `train-info-*` and `info-*.txt` files.
-        pipeline_args: Beam pipeline options, e.g. `("--runner=FnApiRunner", "--direct_num_workers=2",
-            "--direct_running_mode=multi_processing")`; without `--runner`, `DEFAULT_RUNNER`.
-    """
-
-    predict: PredictConfig
-    filter: FilterConfig | None = None
-    write_predictions: bool = False
-    pipeline_args: tuple[str, ...] = ()
-
-    def validate(self) -> None:
-        self.predict.validate(writes_files=self.predict.reassign or self.write_predictions)
-        records.check_file_prefix(self.predict.file_prefix)
-        if self.predict.reassign:
-            if self.filter is not None or self.write_predictions:
-                raise UserError("--reassign_label re-labels filtered shards: it neither filters nor writes "
-                                "predictions; run it on its own")
-            return
-        if self.filter is None:
-            if not self.write_predictions:
-                raise UserError("nothing to do: give the filter's directories, or write the predictions "
-                                "(--predict_only with --prediction_dir and --info_dir)")
-            return
-        f, p = self.filter, self.predict
-        # The filter reads no prediction files here: they are written only when asked (write_predictions).
-        dataclasses.replace(f, prediction_dir=f.prediction_dir or "-", info_dir=f.info_dir or "-").validate()
-        if f.debug:
-            raise UserError("--debug=1 reads only replica 0's files of one shard: use filter_unlabel.py for that")
-        for name, ours, theirs in (("input_dir", f.input_dir, p.input_dir), ("num_shards", f.num_shards, p.num_shards),
-                                   ("file_prefix", f.file_prefix, p.file_prefix),
-                                   ("total_replicas", f.total_replicas, p.total_replicas),
-                                   ("num_label_classes", f.num_classes, p.model.num_classes)):
-            if ours != theirs:
-                raise UserError(f"the filter's {name} ({ours!r}) differs from predict's ({theirs!r})")
 
 
 def runner_of(args) -> str | None:
@@ -172,25 +125,14 @@ def _units(cfg: BeamConfig) -> list[tuple[int, int]]:
     p = cfg.predict
     if p.reassign:
         present = predict.shards_to_reassign(p)
-        todo = [s for s in present if not storage.exists(predict.reassign_paths(p, s)[1])]
+        todo = [s for s in present if not storage.exists(p.reassign_output_path(s))]
         for shard in sorted(set(present) - set(todo)):
-            logging.info("shard %d: already reassigned (%s)", shard, predict.reassign_paths(p, shard)[1])
+            logging.info("shard %d: already reassigned (%s)", shard, p.reassign_output_path(shard))
         return [(shard, 0) for shard in todo]
     units = [(shard, worker) for shard in range(p.num_shards) for worker in range(p.total_replicas)]
     if cfg.filter is None:  # predictions only: as predict.py, a shard whose file exists is finished
-        units = [u for u in units if not storage.exists(_prediction_paths(p, *u)[0])]
+        units = [u for u in units if not storage.exists(p.prediction_path(*u))]
     return units
-
-
-def _input_path(p: PredictConfig, shard: int) -> str:
-    if p.reassign:
-        return predict.reassign_paths(p, shard)[0]
-    return storage.join(p.input_dir, records.shard_name(p.file_prefix, shard, p.num_shards))
-
-
-def _prediction_paths(p: PredictConfig, shard: int, worker: int) -> tuple[str, str]:
-    return (storage.join(p.output_dir, records.prediction_name(shard, p.num_shards, worker)),
-            storage.join(p.info_dir, records.info_name(shard, p.num_shards, worker)))
 
 
 def check_inputs(cfg: BeamConfig) -> tuple[BeamConfig, str]:
@@ -201,13 +143,13 @@ def check_inputs(cfg: BeamConfig) -> tuple[BeamConfig, str]:
         (the config with the checkpoint resolved to one prefix, so that every worker loads the same weights even
         if a newer checkpoint appears meanwhile; a description of what was read).
     """
-    from noisy_student_tf.jobs.restore import restore_model
+    from noisy_student_tf.models.restore import restore_model
 
     cfg = with_resolved_checkpoint(cfg)
     p = cfg.predict
     if not p.reassign:
         for shard in range(p.num_shards):
-            shard_io.require_file(_input_path(p, shard), "input shard",
+            shard_io.require_file(p.input_path(shard), "input shard",
                                   "check --label_data_dir, --file_prefix and --num_shards")
     model, description = restore_model(p.model, p.checkpoint, use_ema=p.use_ema, what="predict_ckpt_path")
     predict.Classifier(model, p)  # the class count
@@ -232,7 +174,7 @@ def run_inputs(cfg: BeamConfig) -> dict:
     does nothing."""
     p, f = cfg.predict, cfg.filter
     stamps = {storage.basename(path): provenance.file_stamp(path)
-              for path in [_input_path(p, s) for s in range(p.num_shards)] + [p.checkpoint + ".index"]}
+              for path in [p.input_path(s) for s in range(p.num_shards)] + [p.checkpoint + ".index"]}
     return {"checkpoint": p.checkpoint, "model": repr(p.model), "use_ema": p.use_ema, "precision": p.precision,
             "filter": repr(dataclasses.replace(f, shard_id=0, only_get_stats=False, all_shards=False,
                                                num_workers=None, poll_seconds=0.0, wait_timeout=0.0,
@@ -256,7 +198,7 @@ def read_chunks(unit: tuple[int, int], p: PredictConfig):
     images = Metrics.counter(METRICS_NAMESPACE, IMAGES_COUNTER)
     shard, worker = unit
     chunk = p.batch_size * CHUNK_BATCHES
-    path = _input_path(p, shard)
+    path = p.input_path(shard)
     replicas = 1 if p.reassign else p.total_replicas
     pending, start = [], 0
     for batch in shard_io.record_batches(path, records.IMAGE_FEATURES, total_replicas=replicas, worker_id=worker):
@@ -290,7 +232,7 @@ def assemble(shard_parts, p: PredictConfig):
     (shard, task), parts = shard_parts
     parts = sorted(parts, key=lambda part: (part[0], part[1]))
     workers = [task] if task != -1 else list(range(_replicas(p)))
-    path = _input_path(p, shard)
+    path = p.input_path(shard)
     counts = []
     for worker in workers:
         expected = shard_io.count_records(path, total_replicas=_replicas(p), worker_id=worker)
@@ -317,7 +259,7 @@ def check_complete(keys, expected: list[tuple[int, int]], p: PredictConfig):
     missing = sorted(set(expected) - set(keys))
     if missing:
         shard, task = missing[0]
-        raise UserError(f"{_input_path(p, shard)}: no prediction of this shard reached the end of the pipeline"
+        raise UserError(f"{p.input_path(shard)}: no prediction of this shard reached the end of the pipeline"
                         f"{'' if task == -1 else f' (replica {task})'}; {len(missing)} shard(s) missing: the runner "
                         f"lost elements. Run again, on a runner this package is tested with ({TESTED_RUNNERS})")
     return len(expected)
@@ -330,8 +272,8 @@ def _task_config(f: FilterConfig, task: int) -> FilterConfig:
 
 def _source_name(p: PredictConfig, shard: int, worker: int, write_predictions: bool) -> str:
     if write_predictions:
-        return _prediction_paths(p, shard, worker)[0]
-    return f"{_input_path(p, shard)} (the teacher's predictions of replica {worker})"
+        return p.prediction_path(shard, worker)
+    return f"{p.input_path(shard)} (the teacher's predictions of replica {worker})"
 
 
 def shard_histogram(keyed, p: PredictConfig, f: FilterConfig, write_predictions: bool) -> np.ndarray:
@@ -373,7 +315,7 @@ def write_predictions(keyed, p: PredictConfig):
     (shard, _), predictions = keyed
     offset = 0
     for worker, count in zip(predictions.workers, predictions.counts):
-        output, info = _prediction_paths(p, shard, worker)
+        output, info = p.prediction_path(shard, worker), p.info_path(shard, worker)
         shard_io.write_info(info, count)  # first, as predict.py: a prediction file never lacks its count
         records.write_records(output, predict.prediction_records(predictions.probabilities[offset:offset + count]))
         offset += count
@@ -392,7 +334,7 @@ def filter_shard(keyed, selected, p: PredictConfig, f: FilterConfig, with_predic
     filter_shards.write_prelim_stats(f, shard, filtering.histogram(predictions.classes, predictions.top_probs,
                                                                    f.num_classes))
     counts = filter_shards.write_filtered_shard(f, shard, predictions, selected)
-    filter_shards.write_json(f.stats_path(shard, f.task), counts)
+    storage.write_json(f.stats_path(shard, f.task), counts)
     return (shard, task), counts
 
 
@@ -402,7 +344,7 @@ def write_final_stats(per_shard_counts, f: FilterConfig, inputs: dict, expected:
     counts = dict(per_shard_counts)
     check_complete(counts, expected, p)
     stats = filtering.final_stats(counts[key] for key in f.aggregated())
-    filter_shards.write_json(f.final_stats_path, stats)
+    storage.write_json(f.final_stats_path, stats)
     provenance.record(f.final_stats_path, inputs)
     return stats
 
@@ -411,7 +353,7 @@ def reassign_shard(keyed, p: PredictConfig):
     """Writes one re-labelled filtered shard (upstream `run_prediction` with `--reassign_label`); returns its
     (shard, task)."""
     (shard, _), predictions = keyed
-    input_path = _input_path(p, shard)
+    input_path = p.input_path(shard)
 
     def batches():
         start = 0

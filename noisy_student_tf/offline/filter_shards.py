@@ -20,6 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 from noisy_student_tf import storage
+from noisy_student_tf.config import FilterConfig
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.offline import filtering, provenance, samples, shard_io
@@ -29,105 +30,6 @@ CHUNK_RECORDS = 10000  # upstream shuffles and writes the kept records in chunks
 # Upstream filter_image_by_idx saves each written record as a sample JPEG with p = 30000 / (num_image * 1000).
 SAMPLES_PER_CLASS_NUMERATOR = 30000.0
 SAMPLES_PER_CLASS_DENOMINATOR = 1000.0
-
-
-@dataclasses.dataclass(frozen=True)
-class FilterConfig:
-    """The flags of upstream filter_unlabel.py plus the additions described in MIGRATION.md; `jobs.filter_unlabel.run`
-    runs it."""
-
-    input_dir: str
-    prediction_dir: str
-    info_dir: str
-    prelim_stats_dir: str
-    output_dir: str
-    num_classes: int = 1000
-    num_shards: int = 128
-    only_use_num_shards: int = -1
-    num_image: int = 1300
-    total_replicas: int = 1
-    task: int = -1
-    debug: int = 0
-    min_threshold: float = 0.0
-    max_prob: float = 2.0
-    upsample: bool = True
-    file_prefix: str = "train"
-    use_top: bool = True
-    use_all: bool = False
-    seed: int = 12345
-    rebuild_stale: bool = False
-    poll_seconds: float = 10.0
-    wait_timeout: float = 3600.0
-    # Which invocation this is: one shard's phase (upstream), or both phases of every shard (--all_shards).
-    shard_id: int = 0
-    only_get_stats: bool = False
-    all_shards: bool = False
-    num_workers: int | None = None  # --all_shards threads; None: one per CPU core
-
-    def validate(self) -> None:
-        for name in ("num_classes", "num_shards", "num_image", "total_replicas"):
-            if getattr(self, name) <= 0:
-                flag = "num_label_classes" if name == "num_classes" else name
-                raise UserError(f"--{flag} must be positive, got {getattr(self, name)}")
-        if not (self.task == -1 or 0 <= self.task < self.total_replicas):
-            raise UserError(f"--task={self.task} must be -1 (all prediction replicas) or 0..{self.total_replicas - 1}")
-        if self.only_use_num_shards != -1 and not 0 < self.only_use_num_shards <= self.num_shards:
-            raise UserError(f"--only_use_num_shards={self.only_use_num_shards} must be -1 or 1..{self.num_shards}")
-        if not 0.0 <= self.min_threshold <= 1.0:
-            # Upstream `get_threshold` walks the grid 0.00..1.00 down to min_threshold: above 1 no class can stop.
-            raise UserError(f"--min_threshold={self.min_threshold:g} must be a confidence in 0..1 (e.g. 0.3)")
-        if self.max_prob <= self.min_threshold:
-            raise UserError(f"--max_prob={self.max_prob} must be above --min_threshold={self.min_threshold}")
-        for name in ("prediction_dir", "info_dir", "prelim_stats_dir", "output_dir", "input_dir"):
-            if not getattr(self, name):
-                raise UserError(f"--{name} is required")
-        records.check_file_prefix(self.file_prefix)
-
-    # --- names (upstream filter_unlabel.py's and local_scripts/svhn/filter_unlabel.sh's) ---
-    def prelim_path(self, shard: int, task: int) -> str:
-        return storage.join(self.prelim_stats_dir, "prelim_stats_%05d_%d.json" % (shard, task))
-
-    def stats_path(self, shard: int, task: int) -> str:
-        return storage.join(self.output_dir, "stats", "stats_%05d_%d.json" % (shard, task))
-
-    def data_path(self, shard: int) -> str:
-        return storage.join(self.output_dir, "data", records.filtered_name(self.task, shard, self.num_shards))
-
-    def input_shard(self, shard: int) -> str:
-        return storage.join(self.input_dir, records.shard_name(self.file_prefix, shard, self.num_shards))
-
-    @property
-    def total_counts_path(self) -> str:
-        return storage.join(self.prelim_stats_dir, "total_counts.json")
-
-    @property
-    def final_stats_path(self) -> str:
-        return storage.join(self.output_dir, "stats", "final_stats.json")
-
-    @property
-    def threshold_path(self) -> str:
-        return storage.join(self.output_dir, "threshold.json")
-
-    # --- who reads what ---
-    def workers(self) -> list[int]:
-        """The prediction replicas this job reads (upstream `filter_unlabel.py`, `main`)."""
-        if self.debug == 1:
-            return [0]
-        if self.task != -1:
-            return [self.task]  # one replica per task: total_label_replicas must equal total_replicas
-        return list(range(self.total_replicas))
-
-    def aggregated(self) -> list[tuple[int, int]]:
-        """(shard, task) pairs whose files the master sums (upstream `filter_unlabel.py`, `main`)."""
-        if self.debug == 1:
-            return [(0, self.task)]
-        shards = self.num_shards if self.only_use_num_shards == -1 else self.only_use_num_shards
-        # Upstream always summed tasks 0..R-1, so a run with --task=-1 waited forever for files named _0.
-        tasks = [-1] if self.task == -1 else range(self.total_replicas)
-        return [(shard, task) for shard in range(shards) for task in tasks]
-
-    def is_master(self, shard: int) -> bool:
-        return shard == 0 and self.task in (-1, 0)
 
 
 STALE_HINT = ("Use new --prelim_stats_dir/--output_dir directories, delete the old ones, or pass --rebuild_stale "
@@ -148,20 +50,15 @@ class ShardPredictions:
         return self.probabilities[np.arange(len(self.classes)), self.classes]
 
 
-def _prediction_files(cfg: FilterConfig, shard: int, worker: int) -> tuple[str, str]:
-    return (storage.join(cfg.prediction_dir, records.prediction_name(shard, cfg.num_shards, worker)),
-            storage.join(cfg.info_dir, records.info_name(shard, cfg.num_shards, worker)))
-
-
 def _check_replicas(cfg: FilterConfig, shard: int) -> None:
     """Upstream inferred the number of prediction replicas from shard 0's files and asserted it equals
     --total_replicas; here a shard's files are checked directly."""
-    extra, _ = _prediction_files(cfg, shard, cfg.total_replicas)
+    extra, _ = cfg.prediction_paths(shard, cfg.total_replicas)
     if storage.exists(extra):
         raise UserError(f"{extra} exists: shard {shard} was predicted by more than --total_replicas="
                         f"{cfg.total_replicas} workers; pass the number of workers predict used")
     for worker in cfg.workers():
-        prediction, info = _prediction_files(cfg, shard, worker)
+        prediction, info = cfg.prediction_paths(shard, worker)
         shard_io.require_file(prediction, "prediction file", "run predict for this shard first "
                               "(check --prediction_dir, --num_shards and --total_replicas)")
         shard_io.require_file(info, "info file", "run predict for this shard first (check --info_dir)")
@@ -170,7 +67,7 @@ def _check_replicas(cfg: FilterConfig, shard: int) -> None:
 def _shard_inputs(cfg: FilterConfig, shard: int) -> dict:
     inputs = {"num_label_classes": cfg.num_classes}
     for worker in cfg.workers():
-        prediction, info = _prediction_files(cfg, shard, worker)
+        prediction, info = cfg.prediction_paths(shard, worker)
         inputs[storage.basename(prediction)] = provenance.file_stamp(prediction)
         inputs[storage.basename(info)] = provenance.file_stamp(info)
     return inputs
@@ -179,7 +76,7 @@ def _shard_inputs(cfg: FilterConfig, shard: int) -> dict:
 def read_shard_predictions(cfg: FilterConfig, shard: int) -> ShardPredictions:
     workers, counts, classes, probabilities = [], [], [], []
     for worker in cfg.workers():
-        prediction, info = _prediction_files(cfg, shard, worker)
+        prediction, info = cfg.prediction_paths(shard, worker)
         image_num = shard_io.read_info(info)
         workers.append(worker)
         counts.append(image_num)
@@ -192,11 +89,6 @@ def read_shard_predictions(cfg: FilterConfig, shard: int) -> ShardPredictions:
         workers, counts,
         np.concatenate(classes) if classes else np.zeros([0], np.int64),
         np.concatenate(probabilities) if probabilities else np.zeros([0, cfg.num_classes], np.float32))
-
-
-def write_json(path: str, value) -> None:
-    """Upstream's JSON files: compact `json.dumps`."""
-    storage.write_json(path, value)
 
 
 def _wait_for(cfg: FilterConfig, paths: list[str], what: str, how: str) -> None:
@@ -228,7 +120,7 @@ def ensure_prelim_stats(cfg: FilterConfig, shard: int, predictions: ShardPredict
 
 def write_prelim_stats(cfg: FilterConfig, shard: int, counts: np.ndarray) -> None:
     """prelim_stats_SSSSS_T.json: one shard's [C, 101] confidence histogram (upstream `get_threshold`)."""
-    write_json(cfg.prelim_path(shard, cfg.task), filtering.histogram_json(counts, all_classes=False))
+    storage.write_json(cfg.prelim_path(shard, cfg.task), filtering.histogram_json(counts, all_classes=False))
 
 
 def ensure_total_counts(cfg: FilterConfig) -> np.ndarray:
@@ -250,9 +142,9 @@ def ensure_total_counts(cfg: FilterConfig) -> np.ndarray:
 
 def write_total_counts(cfg: FilterConfig, total: np.ndarray) -> None:
     """total_counts.json and total_counts_sum.json: the histogram summed over the shards, and N(prob >= t)."""
-    write_json(storage.join(cfg.prelim_stats_dir, "total_counts_sum.json"),
+    storage.write_json(cfg.total_counts_sum_path,
                filtering.histogram_json(filtering.suffix_sums(total), all_classes=True))
-    write_json(cfg.total_counts_path, filtering.histogram_json(total, all_classes=True))
+    storage.write_json(cfg.total_counts_path, filtering.histogram_json(total, all_classes=True))
 
 
 def _threshold_inputs(cfg: FilterConfig) -> dict:
@@ -285,9 +177,9 @@ def plan_thresholds(cfg: FilterConfig, total_counts: np.ndarray) -> list[tuple[f
 def write_thresholds(cfg: FilterConfig, selected: list[tuple[float, int]]) -> None:
     """threshold.json ({class: [threshold, total]}) and num_image_across_cat.json."""
     # The misspelt key is upstream's (`get_threshold`); tools that read the file expect it.
-    write_json(storage.join(cfg.output_dir, "num_image_across_cat.json"),
+    storage.write_json(storage.join(cfg.output_dir, "num_image_across_cat.json"),
                {"num_image_acorss_cat": filtering.num_image_across_classes(selected, cfg.num_image)})
-    write_json(cfg.threshold_path,
+    storage.write_json(cfg.threshold_path,
                {name: [t, n] for name, (t, n) in zip(filtering.class_names(cfg.num_classes), selected)})
 
 
@@ -415,7 +307,7 @@ def write_final_stats(cfg: FilterConfig) -> dict:
     _wait_for(cfg, paths, "per-shard stats files", "Run filter_unlabel with --only_get_stats=0 for those shards "
               "(the master, shard 0, runs last).")
     stats = filtering.final_stats(storage.read_json(p) for p in paths)
-    write_json(cfg.final_stats_path, stats)
+    storage.write_json(cfg.final_stats_path, stats)
     logging.info("filtered data: %d records; per class %s", stats["total_cnt"], stats["cat_count"])
     return stats
 
@@ -487,7 +379,7 @@ def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool, cache: Predic
     selected = load_thresholds(cfg)
     counts = write_filtered_shard(cfg, shard, predictions, selected)
     inputs = _stats_inputs(cfg, shard)
-    write_json(stats_path, counts)
+    storage.write_json(stats_path, counts)
     provenance.record(stats_path, inputs)
     if master:
         write_final_stats(cfg)

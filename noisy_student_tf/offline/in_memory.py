@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from noisy_student_tf.config import FILTER_SEED
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.models.inference import clean_logits
 from noisy_student_tf.offline import filtering
@@ -104,7 +105,7 @@ def pseudo_label(teacher, images, *, batch_size: int = 64, mean=None, std=None) 
 
 
 def select_pseudo_labels(probabilities, *, num_image: int, min_threshold: float = 0.0, max_prob: float = 2.0,
-                         use_top: bool = True, use_all: bool = False, upsample: bool = True, seed: int = 12345,
+                         use_top: bool = True, use_all: bool = False, upsample: bool = True, seed: int = FILTER_SEED,
                          shard_sizes=None) -> np.ndarray:
     """How many times each unlabeled image goes into the student's data: the balancing of upstream
     `filter_unlabel.py` (`get_threshold`, then `get_keep_image_idx` per shard), on predictions in memory.
@@ -113,7 +114,7 @@ def select_pseudo_labels(probabilities, *, num_image: int, min_threshold: float 
     float32 probabilities, as the predict job stores them. Per class, a confidence threshold is chosen over all
     images so that about `num_image` images pass; images with `threshold <= confidence <= max_prob` are kept
     `num_image / passing` times on average (stochastic rounding), so every class ends up near `num_image`.
-    Defaults are the flag defaults of `filter_unlabel.py` (`offline.filter_shards.FilterConfig`), except that
+    Defaults are the flag defaults of `filter_unlabel.py` (`config.FilterConfig`), except that
     `num_image` is required: upstream's 1300 is ImageNet's images per class, a target only the caller knows.
 
     Args:

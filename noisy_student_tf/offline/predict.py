@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from noisy_student_tf import file_names
 from noisy_student_tf import storage
 from noisy_student_tf.data import preprocessing, records
 from noisy_student_tf.data.inputs import no_autograph
@@ -108,9 +109,7 @@ def prediction_records(probabilities: np.ndarray):
 
 def predict_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str:
     """Upstream `run_prediction` for one shard; returns 'predicted' or 'skipped'."""
-    input_path = storage.join(cfg.input_dir, records.shard_name(cfg.file_prefix, shard, cfg.num_shards))
-    output_path = storage.join(cfg.output_dir, records.prediction_name(shard, cfg.num_shards, cfg.worker_id))
-    info_path = storage.join(cfg.info_dir, records.info_name(shard, cfg.num_shards, cfg.worker_id))
+    input_path, output_path, info_path = cfg.input_path(shard), cfg.prediction_path(shard), cfg.info_path(shard)
     if storage.exists(output_path):
         count = shard_io.count_records(output_path)
         if storage.exists(info_path) and shard_io.read_info(info_path) != count:
@@ -147,17 +146,10 @@ def predict_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str
     return "predicted"
 
 
-def reassign_paths(cfg: PredictConfig, shard: int) -> tuple[str, str]:
-    """(filtered input shard, reassigned output shard): the same name in two directories (upstream `utils.py`,
-    `get_reassign_filename`)."""
-    name = records.filtered_name(cfg.worker_id, shard, cfg.num_shards, prefix=cfg.file_prefix)
-    return storage.join(cfg.input_dir, name), storage.join(cfg.output_dir, name)
-
-
 def reassign_shard(classifier: Classifier, cfg: PredictConfig, shard: int) -> str:
     """Upstream `run_prediction` with `--reassign_label`: re-label every record of a filtered shard, same order,
     original image bytes."""
-    input_path, output_path = reassign_paths(cfg, shard)
+    input_path, output_path = cfg.input_path(shard), cfg.reassign_output_path(shard)
     if storage.exists(output_path):
         logging.info("shard %d: already reassigned (%s)", shard, output_path)
         return "skipped"
@@ -177,7 +169,7 @@ def write_reassigned_shard(cfg: PredictConfig, shard: int, batches, count: int) 
         batches: (probabilities [b, C] float32, image bytes [b]) in the input shard's record order.
         count: the input shard's records (the output must have as many).
     """
-    input_path, output_path = reassign_paths(cfg, shard)
+    input_path, output_path = cfg.input_path(shard), cfg.reassign_output_path(shard)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, shard]))
     sample_prob = SAMPLE_NUMERATOR / (max(count, 1) * cfg.num_shards)
     encoder = records.PseudoLabelEncoder(cfg.model.num_classes)
@@ -212,9 +204,9 @@ def shards_to_reassign(cfg: PredictConfig) -> list[int]:
     """The requested shards that have a filtered file. filter_unlabel writes no file for a shard where nothing
     was kept (upstream `filter_image_by_idx`): those are skipped, unless none of the requested shards exists
     (then the directory or names are wrong)."""
-    present = [s for s in cfg.shards if storage.exists(reassign_paths(cfg, s)[0])]
+    present = [s for s in cfg.shards if storage.exists(cfg.input_path(s))]
     if not present:
-        name = records.filtered_name(cfg.worker_id, cfg.shards[0], cfg.num_shards, prefix=cfg.file_prefix)
+        name = storage.basename(cfg.input_path(cfg.shards[0]))
         raise UserError(f"no filtered shard to reassign in {cfg.input_dir} (e.g. {name}): check "
                         "--label_data_dir (the filter's data directory), --file_prefix, --worker_id, --num_shards")
     for shard in sorted(set(cfg.shards) - set(present)):
@@ -225,7 +217,7 @@ def shards_to_reassign(cfg: PredictConfig) -> list[int]:
 def run(classifier: Classifier, cfg: PredictConfig) -> dict:
     """Predicts (or reassigns) `cfg.shards` with `classifier`; returns {shard: what was done}."""
     cfg.validate()
-    records.check_file_prefix(cfg.file_prefix)
+    file_names.check_file_prefix(cfg.file_prefix)
     shards, reassign = list(cfg.shards), cfg.reassign
     storage.makedirs(cfg.output_dir)
     if not reassign:

@@ -5,7 +5,8 @@ decay = min(moving_average_decay, (1 + n) / (10 + n)) with n the global step aft
 shadow <- shadow - (1 - decay) * (shadow - variable). Shadows cover the trainable weights and the BN moving
 statistics and start at the variables' values when the EMA is created (after any checkpoint initialisation),
 as TF1's shadows started at the variables' initial values. They are keyed by the variable's path, so a
-checkpoint's shadows can be matched to any model of the same architecture (frozen or not).
+checkpoint's shadows can be matched to any model of the same architecture (frozen or not;
+`models.restore.ema_shadow_key`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,6 @@ def ema_variables(model) -> list:
     """Trainable weights plus BN moving statistics (upstream get_ema_vars), in model order."""
     return [v for v in model.weights
             if v.trainable or v.path.endswith(("moving_mean", "moving_variance"))]
-
-
-def checkpoint_key(variable_path: str) -> str:
-    """The name under which a shadow appears in a checkpoint (TF escapes '.' as '..' and '/' as '.S')."""
-    escaped = variable_path.replace(".", "..").replace("/", ".S")
-    return f"ema/shadows/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class WeightEMA(tf.Module):

@@ -10,6 +10,7 @@ from absl import logging
 from noisy_student_tf import storage
 from noisy_student_tf.config import TrainConfig
 from noisy_student_tf.errors import CheckpointError, UserError
+from noisy_student_tf.models import restore
 from noisy_student_tf.training import checkpoints, strategy as strategy_lib
 from noisy_student_tf.training.loop import run_loop
 from noisy_student_tf.training.step import NoisyStudentStep
@@ -56,16 +57,16 @@ class Trainer:
         if self.chief:
             checkpoints.remove_interrupted_saves(cfg.model_dir)
         latest = tf.train.latest_checkpoint(cfg.model_dir) if storage.isdir(cfg.model_dir) else None
-        if latest and not checkpoints.is_object_checkpoint(latest):
+        if latest and not restore.is_object_checkpoint(latest):
             raise UserError(f"--model_dir={cfg.model_dir!r} holds an original TF1 checkpoint ({latest}); train "
                             "into a new model_dir and pass it as --init_model_path or --teacher_model_path")
         notes = []
         if not latest:
             if self.teacher is not None:
-                notes.append(checkpoints.load_inference_weights(
+                notes.append(restore.load_inference_weights(
                     self.teacher, cfg.teacher.checkpoint, what="teacher", model_name=cfg.teacher.model_name))
             elif cfg.init_model_path is not None:
-                notes.append(checkpoints.load_inference_weights(self.student, cfg.init_model_path,
+                notes.append(restore.load_inference_weights(self.student, cfg.init_model_path,
                                                                 what="initial weights"))
         self.step_fn.make_ema()
         # The noise's generator states too (tf.train.Checkpoint does not track them), under their old keys.

@@ -17,7 +17,7 @@ import jobs_helper
 import offline_data
 import prewarmed
 import tiny_data
-from noisy_student_tf.data import records
+from noisy_student_tf import file_names
 
 SIZE = jobs_helper.TINY_SIZE
 TINY = jobs_helper.TINY_FLAGS
@@ -36,13 +36,13 @@ def labeled_record(image=None, label=1, **override):
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_inputs")
     tiny_data.write_labeled(root / "lab", "train", tiny_data.balanced_labels(2), size=SIZE)
-    good = (root / "lab" / records.shard_name("train", 0, 2)).read_bytes()
+    good = (root / "lab" / file_names.shard_name("train", 0, 2)).read_bytes()
     (root / "empty").mkdir()
     # Damaged labeled data, one directory per fault; the damaged shard is one of three, which the message names.
     for name, payload in {"crc": good[:40] + b"\x00" * 16 + good[56:], "truncated": good[: len(good) // 2]}.items():
         (root / name).mkdir()
         for shard in range(3):
-            (root / name / records.shard_name("train", shard, 3)).write_bytes(payload if shard == 1 else good)
+            (root / name / file_names.shard_name("train", shard, 3)).write_bytes(payload if shard == 1 else good)
     faults = {
         "no_label_key": [labeled_record(image__class__label=None)],
         "float_label": [labeled_record(image__class__label=1.0)],
@@ -56,7 +56,7 @@ def data(tmp_path_factory):
     jobs_helper.train_job(root / "teacher", root / "lab", seed=1, optim__train_steps=2, input__train_batch_size=4,
                           optim__num_train_images=40)
     for shard in range(NUM_SHARDS):
-        offline_data.write_image_shard(str(root / "unl" / records.shard_name("extra", shard, NUM_SHARDS)),
+        offline_data.write_image_shard(str(root / "unl" / file_names.shard_name("extra", shard, NUM_SHARDS)),
                                        tiny_data.balanced_labels(2, seed=shard), seed=shard, size=SIZE)
     jobs_helper.predict_job(root / "teacher", root / "unl", root / "pred" / "predict_label", file_prefix="extra",
                             num_shards=NUM_SHARDS, shards=(0, 1), info_dir=str(root / "pred" / "info"))
@@ -66,7 +66,7 @@ def data(tmp_path_factory):
     nan_probs[3, 4] = np.nan
     offline_data.write_predictions(str(root / "pred_nan"), 0, NUM_SHARDS, nan_probs)
     shutil.copytree(root / "pred", root / "pred_count")
-    (root / "pred_count" / "info" / records.info_name(1, NUM_SHARDS, 0)).write_text('{"image_num": 7}')
+    (root / "pred_count" / "info" / file_names.info_name(1, NUM_SHARDS, 0)).write_text('{"image_num": 7}')
     # SVHN .mat files: one split missing, one without the `X` key.
     (root / "mat").mkdir()
     x = np.zeros((32, 32, 3, 4), np.uint8)

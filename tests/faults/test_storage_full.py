@@ -16,8 +16,8 @@ import jobs_helper
 import offline_data
 import prewarmed
 import tiny_data
+from noisy_student_tf import file_names
 from noisy_student_tf import storage
-from noisy_student_tf.data import records
 from noisy_student_tf.errors import OutputError
 
 NUM_SHARDS = 2
@@ -31,7 +31,7 @@ def inputs(tmp_path_factory):
     jobs_helper.train_job(root / "teacher", root / "lab", optim__train_steps=1, input__train_batch_size=4,
                           optim__num_train_images=20)
     for shard in range(NUM_SHARDS):
-        offline_data.write_image_shard(str(root / "unl" / records.shard_name("extra", shard, NUM_SHARDS)),
+        offline_data.write_image_shard(str(root / "unl" / file_names.shard_name("extra", shard, NUM_SHARDS)),
                                        tiny_data.balanced_labels(4, seed=shard), seed=shard,
                                        size=jobs_helper.TINY_SIZE)
     return root

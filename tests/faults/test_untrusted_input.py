@@ -22,7 +22,7 @@ from PIL import Image
 
 import fault_harness
 import tiny_data
-from noisy_student_tf.data import records
+from noisy_student_tf import file_names
 from noisy_student_tf.errors import UserError
 
 ROOT = fault_harness.ROOT
@@ -50,12 +50,12 @@ def test_no_code_path_deserialises_or_evaluates_data():
 @pytest.mark.parametrize("prefix", ["../train", "a/b", "/etc/passwd", ".hidden", "..", "", "x\\y", "a\0b"])
 def test_file_prefixes_must_be_plain_names(prefix):
     with pytest.raises(UserError, match="must be a plain file-name prefix"):
-        records.check_file_prefix(prefix)
+        file_names.check_file_prefix(prefix)
 
 
 @pytest.mark.parametrize("prefix", ["train", "extra", "train-0", "my_data.v2"])
 def test_plain_prefixes_pass(prefix):
-    assert records.check_file_prefix(prefix) == prefix
+    assert file_names.check_file_prefix(prefix) == prefix
 
 
 def test_class_folders_named_like_paths_or_commands_stay_names(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from noisy_student_tf import file_names
 from noisy_student_tf import storage
 from noisy_student_tf.data import records
 
@@ -85,7 +86,7 @@ def prepare(output_dir: str, seed: int = 0) -> dict:
         directory = storage.join(output_dir, "unlabeled") if name == "extra" else output_dir
         storage.makedirs(directory)
         for shard, part in enumerate(np.array_split(indices, NUM_SHARDS[name])):
-            path = storage.join(directory, records.shard_name(name, shard, NUM_SHARDS[name]))
+            path = storage.join(directory, file_names.shard_name(name, shard, NUM_SHARDS[name]))
             if storage.exists(path):
                 continue
             if name == "extra":

@@ -70,6 +70,7 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from noisy_student_tf import file_names
 from noisy_student_tf import storage, tasks
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import UserError
@@ -387,7 +388,7 @@ def shard_bounds(count: int, num_shards: int) -> list[tuple[int, int]]:
 
 def planned_shards(prefix: str, count: int, num_shards: int) -> list[str]:
     bounds = shard_bounds(count, num_shards) if count else []
-    return [records.shard_name(prefix, i, len(bounds)) for i in range(len(bounds))]
+    return [file_names.shard_name(prefix, i, len(bounds)) for i in range(len(bounds))]
 
 
 def _check_no_stale_shards(directory: str, prefixes, planned: set[str]) -> None:
@@ -431,7 +432,7 @@ def _write_shards(directory: str, prefix: str, order: np.ndarray, num_shards: in
     names = []
     bounds = shard_bounds(len(order), num_shards) if len(order) else []
     for shard, (start, stop) in enumerate(bounds):
-        name = records.shard_name(prefix, shard, len(bounds))
+        name = file_names.shard_name(prefix, shard, len(bounds))
         part = order[start:stop].tolist()
         records.write_records(storage.join(directory, name), (make_example(spool.get(i), i) for i in part))
         progress.update(len(part))

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from noisy_student_tf import file_names
 from noisy_student_tf import storage
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import UserError
@@ -241,7 +242,7 @@ def output_paths(output_dir: str, name: str, full_train_data: bool) -> list[str]
     prefix = f"{name}_full" if full_train_data else name
     directory = storage.join(output_dir, UNLABELED_SUBDIR) if name == "extra" else output_dir
     num_shards = NUM_SHARDS[name]
-    return [storage.join(directory, records.shard_name(prefix, i, num_shards)) for i in range(num_shards)]
+    return [storage.join(directory, file_names.shard_name(prefix, i, num_shards)) for i in range(num_shards)]
 
 
 # --------------------------------------------------------------------------------------------- writing

@@ -1,7 +1,7 @@
 """FLAGS.md, the flag reference of every entry point, generated from the absl definitions themselves so it
-cannot drift from the code: `python -m noisy_student_tf.flag_reference` rewrites it (a test compares). Every
+cannot drift from the code: `python -m noisy_student_tf.cli.reference` rewrites it (a test compares). Every
 entry point's `--help` prints its section as plain text (`program_help`). Nothing here imports TensorFlow: the
-definers come from TF-free modules (noisy_student_tf/cli.py for those whose job modules import TF)."""
+definers come from the TF-free `cli.flags`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import textwrap
 
 from absl import flags
 
-from noisy_student_tf.flags import (define_beam_flags, define_convert_checkpoint_flags, define_driver_flags,
-                                    define_export_flags,
-                                    define_filter_flags, define_main_flags, define_prepro_digits_flags,
-                                    define_prepro_images_flags, define_proc_svhn_flags)
+from noisy_student_tf.cli.flags import (define_beam_flags, define_convert_checkpoint_flags, define_driver_flags,
+                                        define_export_flags,
+                                        define_filter_flags, define_main_flags, define_prepro_digits_flags,
+                                        define_prepro_images_flags, define_proc_svhn_flags)
 
 PROGRAMS = [
     ("main.py, train.py, eval.py, predict.py, reassign.py",
@@ -35,7 +35,7 @@ PROGRAMS = [
     ("export.py", "main.py's flags (those describing the model), plus:", [define_export_flags]),
     ("convert_checkpoint.py", "Original TF1 checkpoint <-> Keras model file.", [define_convert_checkpoint_flags]),
 ]
-PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "FLAGS.md")
+PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "FLAGS.md")
 
 
 def _cell(value) -> str:
@@ -59,7 +59,7 @@ def program_table(definers) -> str:
 
 def render() -> str:
     parts = ["# Flag reference", "",
-             "Generated from the absl flag definitions by `python -m noisy_student_tf.flag_reference`; "
+             "Generated from the absl flag definitions by `python -m noisy_student_tf.cli.reference`; "
              "`python <program> --help` prints the same.", ""]
     for program, about, definers in PROGRAMS:
         parts += [f"## {program}", "", about, "", program_table(definers), ""]

@@ -16,14 +16,15 @@ HELP_ARGS = ("-h", "-?", "--help", "--helpshort")
 
 
 def print_help_and_exit(program: str) -> None:
-    """Print `program`'s flags (flag_reference.program_help) and exit 0. absl's own --help lists only the flags
-    of the __main__ module, and ours are defined in noisy_student_tf/flags.py and the job modules."""
-    from noisy_student_tf import cli, flag_reference
+    """Print `program`'s flags (cli.reference.program_help) and exit 0. absl's own --help lists only the flags
+    of the __main__ module, and ours are defined in noisy_student_tf/cli/flags.py."""
+    from noisy_student_tf import cli
+    from noisy_student_tf.cli import reference
 
     script = sys.modules.get("__main__")
     # The top-level script's docstring (python main.py); else (console script, python -m) the cli function's.
     doc = getattr(script, "__doc__", None) if getattr(script, "__spec__", None) is None else None
-    sys.stdout.write(flag_reference.program_help(program, doc=doc or cli.PROGRAMS[program].__doc__))
+    sys.stdout.write(reference.program_help(program, doc=doc or cli.PROGRAMS[program].__doc__))
     sys.stdout.flush()
     sys.exit(0)
 

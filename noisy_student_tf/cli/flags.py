@@ -4,10 +4,11 @@ import types
 
 from absl import flags
 
+from noisy_student_tf.config import FILTER_SEED
+
 
 def define_convert_checkpoint_flags(flag_values=flags.FLAGS) -> None:
     fv = dict(flag_values=flag_values)
-    fv = dict( **fv)
     flags.DEFINE_string("tf1_ckpt", None,
                         "TF1 checkpoint: a prefix such as ckpt/teacher_ckpt/model.ckpt, or a directory with a "
                         "'checkpoint' file. Input by default; the output with --to_tf1.", **fv)
@@ -62,12 +63,11 @@ def define_main_flags(flag_values=flags.FLAGS) -> None:
     fv = dict(flag_values=flag_values)
     from noisy_student_tf import robustness_names as robustness  # TF-free: --help must not import TF
 
-    fv = dict( **fv)
     flags.DEFINE_string("task_name", "imagenet", "imagenet, svhn, digits, or the path of a task_info.json (svhn and "
-                    "digits force 32x32 input, the small-image model "
-                    "and 10 classes).", **fv)
+                        "digits force 32x32 input, the small-image model "
+                        "and 10 classes).", **fv)
     flags.DEFINE_string("label_data_dir", None, "Directory (or ';'-joined directories) of labeled TFRecords "
-                    "(train*, dev*, test*), or tfds:<name> for a locally prepared TFDS data set.", **fv)
+                        "(train*, dev*, test*), or tfds:<name> for a locally prepared TFDS data set.", **fv)
     flags.DEFINE_string("model_dir", None, "Checkpoints, summaries, FLAGS.json, eval_results.json.", **fv)
     flags.DEFINE_bool("init_model", False, "Initialise the student from --init_model_path (without a teacher).", **fv)
     flags.DEFINE_string("init_model_path", None, "Checkpoint for --init_model (model_dir, prefix or TF1).", **fv)
@@ -89,7 +89,7 @@ def define_main_flags(flag_values=flags.FLAGS) -> None:
     flags.DEFINE_integer("steps_per_eval", 3000, "Ignored (never read upstream).", **fv)
     flags.DEFINE_bool("skip_host_call", False, "No training summaries.", **fv)
     flags.DEFINE_integer("iterations_per_loop", 1000, "Steps per training loop; summaries are written every this "
-                     "many steps; checkpoints every max(this, save_checkpoints_steps).", **fv)
+                         "many steps; checkpoints every max(this, save_checkpoints_steps).", **fv)
     flags.DEFINE_string("data_format", "channels_last", "Ignored: models are channels_last.", **fv)
     flags.DEFINE_integer("num_label_classes", 1000, "Number of classes (svhn: 10).", **fv)
     flags.DEFINE_bool("transpose_input", True, "Ignored (TPU double-transpose trick, a no-op).", **fv)
@@ -106,7 +106,7 @@ def define_main_flags(flag_values=flags.FLAGS) -> None:
     flags.DEFINE_float("width_coefficient", None, "Width multiplier override (student and teacher).", **fv)
     flags.DEFINE_integer("debug", 0, "Ignored.", **fv)
     flags.DEFINE_string("unlabel_data_dir", "", "Directory (or ';'-joined) of unlabeled TFRecords (train*, extra*).",
-                    **fv)
+                        **fv)
     flags.DEFINE_float("unlabel_ratio", 0, "Unlabeled images per labeled image; 0 = supervised.", **fv)
     flags.DEFINE_float("teacher_softmax_temp", -1, "-1: hard pseudo labels; otherwise soft at this temperature.", **fv)
     flags.DEFINE_integer("train_last_step_num", -1, "Train only this many steps, at the end of the schedule.", **fv)
@@ -117,7 +117,7 @@ def define_main_flags(flag_values=flags.FLAGS) -> None:
     flags.DEFINE_integer("fix_layer_num", -1, "Freeze the stem and the first N blocks (-1: train everything).", **fv)
     flags.DEFINE_integer("num_shards_per_group", -1, "Ignored (TPU cross-replica BN groups).", **fv)
     flags.DEFINE_float("label_data_sample_prob", 1, "Keep each labeled example in the loss with this probability.",
-                   **fv)
+                       **fv)
     flags.DEFINE_integer("num_tpu_cores", None, "Ignored (TPU).", **fv)
     flags.DEFINE_bool("small_image_model", False, "32x32 variant (forced for svhn).", **fv)
     flags.DEFINE_float("final_base_lr", None, "Choose the decay interval so the LR ends near this (per 256).", **fv)
@@ -136,31 +136,30 @@ def define_main_flags(flag_values=flags.FLAGS) -> None:
     flags.DEFINE_string("data_type", "tfrecord", "Only tfrecord.", **fv)
     flags.DEFINE_string("file_prefix", "train", "Shard file prefix (extra for raw unlabeled data).", **fv)
     flags.DEFINE_integer("predict_batch_size", 64, "Images per inference batch in predict and reassign (upstream: "
-                     "always 8; the results do not depend on it).", **fv)
+                         "always 8; the results do not depend on it).", **fv)
     # TF2 additions.
     flags.DEFINE_string("strategy", "auto", "auto, default, one_device, mirrored, multi_worker_mirrored or tpu "
-                    "(auto: tpu with --tpu, multi-worker from TF_CONFIG, mirrored with several GPUs).", **fv)
+                        "(auto: tpu with --tpu, multi-worker from TF_CONFIG, mirrored with several GPUs).", **fv)
     flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (MirroredStrategy on CPU).", **fv)
     flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.", **fv)
     flags.DEFINE_string("mixed_precision", None, "float32, bfloat16 or float16 (float16 uses loss scaling); "
-                    "default: bfloat16 if --use_bfloat16 else float32.", **fv)
+                        "default: bfloat16 if --use_bfloat16 else float32.", **fv)
     flags.DEFINE_bool("deterministic", False, "Deterministic ops (with the seed, a resumed run equals an "
-                  "uninterrupted one).", **fv)
+                      "uninterrupted one).", **fv)
     flags.DEFINE_integer("seed", None, "Random seed of the run (default: drawn once and stored in the "
-                     "checkpoint and FLAGS.json).", **fv)
+                         "checkpoint and FLAGS.json).", **fv)
     flags.DEFINE_bool("robustness", False, "eval: also top-1 under common corruptions (5 severities each) and FGSM, "
-                  "on --robustness_subset; written to model_dir/robustness_results.json.", **fv)
+                      "on --robustness_subset; written to model_dir/robustness_results.json.", **fv)
     flags.DEFINE_list("corruptions", list(robustness.CORRUPTIONS), "Corruptions for --robustness.", **fv)
     flags.DEFINE_list("fgsm_epsilons", list(robustness.DEFAULT_EPSILONS), "FGSM step sizes for --robustness, in "
-                  "0..255 pixel units.", **fv)
+                      "0..255 pixel units.", **fv)
     flags.DEFINE_string("robustness_subset", "test", "The eval subset (dev, test or validation) --robustness uses.",
-                    **fv)
+                        **fv)
 
 
 def define_filter_flags(flag_values=flags.FLAGS) -> None:
     """The flags of the original filter_unlabel.py, same names, types and defaults, plus ours."""
     fv = dict(flag_values=flag_values)
-    fv = dict( **fv)
     flags.DEFINE_string("input_dir", "", "Directory of the unlabeled shards that were predicted.", **fv)
     flags.DEFINE_string("prediction_dir", "", "Directory of the train-info-* prediction files.", **fv)
     flags.DEFINE_string("info_dir", "", "Directory of the info-*.txt image counts.", **fv)
@@ -173,7 +172,7 @@ def define_filter_flags(flag_values=flags.FLAGS) -> None:
     flags.DEFINE_alias("shard", "shard_id", **fv)
     flags.DEFINE_integer("num_image", 1300, "Target number of images per class after balancing.", **fv)
     flags.DEFINE_integer("total_replicas", 1, "Number of prediction workers per shard (predict's --total_replicas).",
-                     **fv)
+                         **fv)
     flags.DEFINE_integer("total_label_replicas", -1, "Ignored: upstream overwrote it from the files.", **fv)
     flags.DEFINE_integer("task", -1, "Which prediction worker this job handles (-1: all); part of output names.", **fv)
     flags.DEFINE_integer("debug", 0, "1: only replica 0 and only this shard's stats files.", **fv)
@@ -185,20 +184,20 @@ def define_filter_flags(flag_values=flags.FLAGS) -> None:
     flags.DEFINE_string("file_prefix", "train", "Prefix of the input shards (extra for raw unlabeled shards).", **fv)
     flags.DEFINE_string("data_type", "tfrecord", "Only tfrecord.", **fv)
     flags.DEFINE_integer("use_top", 1, "1: the highest threshold that keeps >= num_image images; 0: min_threshold.",
-                     **fv)
+                         **fv)
     flags.DEFINE_bool("eval_imagenet_p", False, "Ignored (never read upstream).", **fv)
     flags.DEFINE_bool("use_all", False, "Keep every image above min_threshold once (no balancing).", **fv)
     # Additions (MIGRATION.md).
-    flags.DEFINE_integer("seed", 12345, "Seed of the stochastic copies, the shuffle and the samples: the same seed "
-                     "gives the same files.", **fv)
+    flags.DEFINE_integer("seed", FILTER_SEED, "Seed of the stochastic copies, the shuffle and the samples: the "
+                         "same seed gives the same files.", **fv)
     flags.DEFINE_bool("all_shards", False, "Run both phases over every shard in this one process, shards in "
-                  "parallel (ignores --shard_id and --only_get_stats).", **fv)
+                      "parallel (ignores --shard_id and --only_get_stats).", **fv)
     flags.DEFINE_integer("num_workers", 0, "Threads for --all_shards (0: one per CPU core).", **fv)
     flags.DEFINE_bool("rebuild_stale", False, "Recompute outputs left by an earlier run with other inputs or flags, "
-                  "instead of stopping.", **fv)
+                      "instead of stopping.", **fv)
     flags.DEFINE_float("poll_seconds", 10, "How often to look for the files of other shards' jobs.", **fv)
     flags.DEFINE_float("wait_timeout", 3600, "Give up (naming the missing files) after waiting this many seconds.",
-                   **fv)
+                       **fv)
 
 
 def define_beam_flags(flag_values=flags.FLAGS) -> None:
@@ -230,26 +229,26 @@ def define_beam_flags(flag_values=flags.FLAGS) -> None:
 def define_driver_flags(flag_values=flags.FLAGS) -> None:
     """iterate.py's flags (noisy_student_tf/jobs/iterate.py)."""
     fv = dict(flag_values=flag_values)
-    fv = dict( **fv)
     flags.DEFINE_string("task_name", "digits", "imagenet, svhn, digits or a task_info.json path (as main.py).", **fv)
     flags.DEFINE_string("label_data_dir", "data/digits/proc", "Labeled train*/dev*/test* shards.", **fv)
     flags.DEFINE_string("unlabel_data_dir", "data/digits/proc/unlabeled", "Unlabeled shards to pseudo-label.", **fv)
     flags.DEFINE_string("unlabel_file_prefix", "extra", "Prefix of the unlabeled shards (<prefix>-SSSSS-of-NNNNN).",
-                    **fv)
+                        **fv)
     flags.DEFINE_string("output_dir", "ckpt/digits", "Where every stage's output goes.", **fv)
     flags.DEFINE_integer("iterations", 3, "Student iterations after the teacher.", **fv)
     flags.DEFINE_string("teacher_model_name", "efficientnet-b0", "The first teacher's architecture.", **fv)
     flags.DEFINE_list("student_model_names", [], "Each iteration's student (one name for all, or one per "
-                  "iteration; default: the teacher's). Equal or larger than the model before, as in the paper.", **fv)
+                      "iteration; default: the teacher's). Equal or larger than the model before, as in the paper.",
+                      **fv)
     flags.DEFINE_integer("num_label_classes", 10, "Classes (tasks with a fixed count override it).", **fv)
     flags.DEFINE_integer("train_batch_size", 32, "Labeled images per step.", **fv)
     flags.DEFINE_integer("teacher_train_batch_size", None, "Labeled images per step of the first teacher "
-                     "(default: --train_batch_size).", **fv)
+                         "(default: --train_batch_size).", **fv)
     flags.DEFINE_integer("teacher_train_steps", 600, "Teacher training steps.", **fv)
     flags.DEFINE_integer("student_train_steps", 600, "Each student's training steps.", **fv)
     flags.DEFINE_float("unlabel_ratio", 3, "Unlabeled images per labeled image in a student's batch.", **fv)
     flags.DEFINE_float("teacher_softmax_temp", 1, "-1: hard pseudo labels; else soft labels at this temperature.",
-                   **fv)
+                       **fv)
     flags.DEFINE_string("augment_name", "v1", "Student input noise: 'v1' = RandAugment, '' = crop only.", **fv)
     flags.DEFINE_integer("randaug_mag", 5, "RandAugment magnitude (upstream's SVHN recipe: 5).", **fv)
     flags.DEFINE_integer("randaug_layer", 2, "RandAugment ops per image.", **fv)
@@ -257,13 +256,13 @@ def define_driver_flags(flag_values=flags.FLAGS) -> None:
     flags.DEFINE_float("weight_decay", 1e-4, "L2 coefficient (upstream's SVHN recipe: 1e-4).", **fv)
     flags.DEFINE_float("final_base_lr", None, "As main.py: the LR to decay to by the end.", **fv)
     flags.DEFINE_integer("num_image", 0, "Images per class after filtering/balancing (0: unlabeled images / classes).",
-                     **fv)
+                         **fv)
     flags.DEFINE_float("min_threshold", 0.3, "Minimum teacher confidence (upstream scripts: 0.3).", **fv)
     flags.DEFINE_list("train_flags", [], "More main.py flags for every training run, e.g. "
-                  "--train_flags=--width_coefficient=0.5,--dropout_rate=0.3.", **fv)
+                      "--train_flags=--width_coefficient=0.5,--dropout_rate=0.3.", **fv)
     flags.DEFINE_bool("init_student_from_teacher", False, "Start each student from its teacher's weights (upstream's "
-                  "--init_model) instead of from scratch: needs equal architectures; a shortcut for small compute "
-                  "budgets, not the paper's recipe.", **fv)
+                      "--init_model) instead of from scratch: needs equal architectures; a shortcut for small compute "
+                      "budgets, not the paper's recipe.", **fv)
     flags.DEFINE_integer("seed", 0, "Seed of every stage (training, filtering).", **fv)
     flags.DEFINE_bool("deterministic", True, "Deterministic ops, so a resumed run ends as an uninterrupted one.", **fv)
     flags.DEFINE_enum("offline_engine", "tools", ["tools", "beam"], "How each iteration pseudo-labels: tools (predict "
@@ -274,7 +273,7 @@ def define_driver_flags(flag_values=flags.FLAGS) -> None:
                       "--runner: Beam's FnApiRunner).", **fv)
     # Additions.
     flags.DEFINE_enum("recipe", None, ["digits", "svhn", "imagenet"], "Start from a named recipe "
-                  "(noisy_student_tf/recipes.py) instead of these defaults; the flags given still win.", **fv)
+                      "(noisy_student_tf/recipes.py) instead of these defaults; the flags given still win.", **fv)
 
 
 # prepro_images.py's defaults: data/sources/image_folder.py's Options() and modes (tests/test_cli.py compares them).
@@ -305,7 +304,6 @@ def define_export_flags(flag_values=flags.FLAGS) -> None:
 def define_proc_svhn_flags(flag_values=flags.FLAGS) -> None:
     """proc_svhn.py's flags."""
     fv = dict(flag_values=flag_values)
-    fv = dict( **fv)
     # Upstream's four flags, with upstream's defaults (upstream proc_svhn.py).
     flags.DEFINE_string("task_name", "svhn", "Task to prepare; only svhn exists.", **fv)
     flags.DEFINE_string("raw_data_dir", None,
@@ -328,7 +326,6 @@ def define_proc_svhn_flags(flag_values=flags.FLAGS) -> None:
 def define_prepro_images_flags(flag_values=flags.FLAGS) -> None:
     """prepro_images.py's flags."""
     fv = dict(flag_values=flag_values)
-    fv = dict( **fv)
     defaults = _IMAGE_FOLDER_DEFAULTS
     flags.DEFINE_string("input_dir", None, "Folder of images: one sub-folder per class (labeled), or flat "
                         "(unlabeled).", **fv)

@@ -2,8 +2,7 @@
 
 Each `*_config(F)` takes the parsed flags of one program and returns the resolved config its job runs, with
 upstream main()'s derived values (noisy_student_tf/derivations.py); the `run_*` functions are what the command
-lines run (cli.py). `train_flag_values` goes the other way: a training config as main.py flag values, for
-FLAGS.json.
+lines run (`noisy_student_tf.cli`).
 """
 
 from __future__ import annotations
@@ -18,10 +17,9 @@ from noisy_student_tf.config import (AugmentConfig, DriverConfig, EvalConfig, Ex
                                      ModelOptions, OptimConfig, PredictConfig, RobustnessConfig, RuntimeConfig,
                                      TeacherConfig, TrainConfig)
 from noisy_student_tf.errors import UserError
-from noisy_student_tf.flags import IGNORED_FLAGS, define_main_flags
+from noisy_student_tf.cli.flags import IGNORED_FLAGS, define_main_flags
 from noisy_student_tf.tasks import get_task
 
-DEFAULT_PREDICT_SEED = 12345  # upstream filter_unlabel.py and utils.py seed their draws with 12345
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -142,7 +140,7 @@ def predict_config(F) -> PredictConfig:
         checkpoint=F.predict_ckpt_path, input_dir=F.label_data_dir or "", output_dir=F.output_dir, task=task,
         model=model, info_dir=F.info_dir, file_prefix=F.file_prefix, num_shards=F.num_shards,
         shards=parse_shard_ids(F.shard_id), batch_size=F.predict_batch_size, total_replicas=F.total_replicas,
-        worker_id=F.worker_id, seed=F.seed if F.seed is not None else DEFAULT_PREDICT_SEED,
+        worker_id=F.worker_id, seed=F.seed if F.seed is not None else config_lib.FILTER_SEED,
         reassign=F.reassign_label, use_ema=F.moving_average_decay > 0, precision=precision(F))
 
 
@@ -159,38 +157,6 @@ def export_config(F) -> ExportConfig:
                         use_ema=F.moving_average_decay > 0)
 
 
-def train_flag_values(cfg: TrainConfig) -> dict:
-    """main.py's flag values that give `cfg` (the defaults for everything it does not set): FLAGS.json of a run
-    configured in Python, so that it reads like the record of a command line."""
-    values = flags.FlagValues()
-    define_main_flags(values)
-    record = values.flag_values_dict()
-    m, i, o, a, t, lp, rt = cfg.model, cfg.input, cfg.optim, cfg.augment, cfg.teacher, cfg.loop, cfg.runtime
-    record.update(
-        task_name=cfg.task.name, model_name=m.model_name, num_label_classes=m.num_classes,
-        input_image_size=m.image_size, small_image_model=m.small_image_model, dropout_rate=m.dropout_rate,
-        stochastic_depth_rate=m.stochastic_depth_rate, width_coefficient=m.width_coefficient,
-        depth_coefficient=m.depth_coefficient, model_dir=cfg.model_dir, mode="train",
-        label_data_dir=i.label_data_dir, train_batch_size=i.train_batch_size, unlabel_data_dir=i.unlabel_data_dir,
-        unlabel_ratio=i.unlabel_ratio, label_data_sample_prob=i.label_data_sample_prob, use_cache=i.use_cache,
-        num_train_shards=i.num_train_shards, num_train_images=o.num_train_images, train_steps=o.train_steps,
-        train_last_step_num=o.train_last_step_num, train_ratio=o.train_ratio,
-        base_learning_rate=o.base_learning_rate, final_base_lr=o.final_base_lr, weight_decay=o.weight_decay,
-        label_smoothing=o.label_smoothing, moving_average_decay=o.moving_average_decay,
-        augment_name=a.augment_name, unl_aug="default" if a.unl_augment_name == a.augment_name else
-        (a.unl_augment_name or ""), randaug_layer=a.randaug_layer, randaug_mag=a.randaug_mag,
-        cutout_op=a.cutout_op, randaug_contrast=a.contrast_mode, remove_aug=a.remove_aug,
-        teacher_model_name=t.model_name, teacher_model_path=t.checkpoint, teacher_softmax_temp=t.softmax_temp,
-        iterations_per_loop=lp.iterations_per_loop, save_checkpoints_steps=lp.save_checkpoints_steps,
-        keep_checkpoint_max=lp.keep_checkpoint_max, log_step_count_steps=lp.log_step_count_steps,
-        skip_host_call=lp.skip_host_call, strategy=rt.strategy, tpu=rt.tpu, cpu_replicas=rt.cpu_replicas,
-        use_tpu=bool(rt.tpu), use_bfloat16=rt.precision == "mixed_bfloat16",
-        mixed_precision={"mixed_float16": "float16"}.get(rt.precision), jit_compile=rt.jit_compile,
-        deterministic=rt.deterministic, init_model=cfg.init_model_path is not None,
-        init_model_path=cfg.init_model_path, fix_layer_num=cfg.fix_layer_num, seed=cfg.seed)
-    return record
-
-
 def convert_config(F) -> config_lib.ConvertConfig:
     return config_lib.ConvertConfig(**{f.name: F[f.name].value
                                        for f in dataclasses.fields(config_lib.ConvertConfig)})
@@ -200,7 +166,7 @@ def convert_config(F) -> config_lib.ConvertConfig:
 # filter_unlabel.py's flags.
 
 def filter_config(F):
-    from noisy_student_tf.offline.filter_shards import FilterConfig
+    from noisy_student_tf.config import FilterConfig
 
     if F.data_type != "tfrecord":
         raise UserError(f"--data_type={F.data_type!r}: only tfrecord is supported (as upstream)")
@@ -226,8 +192,9 @@ def filter_config(F):
 # pseudo_label_beam.py's flags: main.py's (the teacher) and filter_unlabel.py's.
 
 def beam_config(F, pipeline_args=()):
-    from noisy_student_tf.offline.beam_pipeline import BeamConfig, check_pipeline_args
-    from noisy_student_tf.offline.filter_shards import FilterConfig
+    from noisy_student_tf.config import BeamConfig
+    from noisy_student_tf.offline.beam_pipeline import check_pipeline_args
+    from noisy_student_tf.config import FilterConfig
 
     if F.input_dir and F.label_data_dir and F.input_dir != F.label_data_dir:
         raise UserError(f"--input_dir={F.input_dir!r} and --label_data_dir={F.label_data_dir!r} name the same "
@@ -247,7 +214,7 @@ def beam_config(F, pipeline_args=()):
                                   shards=tuple(range(F.num_shards)))
     if F.predict_only:
         return BeamConfig(predict=predict, write_predictions=True, pipeline_args=tuple(pipeline_args))
-    seed = F.seed if F.seed is not None else DEFAULT_PREDICT_SEED
+    seed = F.seed if F.seed is not None else config_lib.FILTER_SEED
     filter_cfg = FilterConfig(
         input_dir=input_dir, prediction_dir=F.prediction_dir, info_dir=F.info_dir if write_predictions else "",
         prelim_stats_dir=F.prelim_stats_dir, output_dir=F.output_dir, num_classes=predict.model.num_classes,
@@ -366,7 +333,7 @@ def _train_flags_of(cfg: DriverConfig) -> list[str]:
 
 
 def _driver_flag_names() -> list[str]:
-    from noisy_student_tf.flags import define_driver_flags
+    from noisy_student_tf.cli.flags import define_driver_flags
 
     values = flags.FlagValues()
     define_driver_flags(values)
@@ -374,7 +341,7 @@ def _driver_flag_names() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# What each program runs (cli.py).
+# What each program runs (noisy_student_tf/cli/__init__.py).
 
 MODES = ("train", "eval", "predict", "train_and_eval")
 

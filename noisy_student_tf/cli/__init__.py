@@ -1,38 +1,44 @@
-"""The entry points, one function per program: the top-level scripts (main.py, train.py, ...), the console
-scripts of an installed package (noisy-student-main, ...) and `python -m noisy_student_tf <program>` all call
-these. Each defines its program's flags (noisy_student_tf/flags.py) and hands its flag adapter
-(noisy_student_tf/flag_adapters.py: flags -> config -> `job.run(config)`) to `noisy_student_tf.jobs.common.run`,
-which prints `--help` before anything imports TensorFlow; the adapters (which do) are imported only to run.
+"""The command-line wing: everything that knows about absl flags, and nothing below it imports it.
 
-Defining flags must therefore not import TensorFlow: flags.py is TF-free."""
+- this module: the entry points, one function per program. The top-level scripts (main.py, train.py, ...), the
+  console scripts of an installed package (noisy-student-main, ...) and `python -m noisy_student_tf <program>`
+  all call these;
+- `cli.flags`: the flag definitions (upstream names and defaults), TF-free;
+- `cli.adapters`: flags -> config -> `job.run(config)`, one function per program;
+- `cli.runner`: what every program shares (a quick `--help`, one-line errors, exit codes);
+- `cli.reference`: each program's `--help` text and FLAGS.md.
+
+Each entry point defines its program's flags and hands its adapter to `runner.run`, which prints `--help` before
+anything imports TensorFlow; the adapters (which do) are imported only to run. Defining flags must therefore not
+import TensorFlow."""
 
 from __future__ import annotations
 
 import importlib
 
-from absl import flags
+from absl import flags as absl_flags  # not `flags`: the submodule cli.flags takes that name here
 
-from noisy_student_tf.flags import (define_beam_flags, define_convert_checkpoint_flags, define_driver_flags,
-                                    define_export_flags,
-                                    define_filter_flags, define_main_flags, define_prepro_digits_flags,
-                                    define_prepro_images_flags, define_proc_svhn_flags)
-from noisy_student_tf.jobs import common
+from noisy_student_tf.cli.flags import (define_beam_flags, define_convert_checkpoint_flags, define_driver_flags,
+                                        define_export_flags,
+                                        define_filter_flags, define_main_flags, define_prepro_digits_flags,
+                                        define_prepro_images_flags, define_proc_svhn_flags)
+from noisy_student_tf.cli import runner
 
 
 def _run(adapter: str, program: str, pass_through: bool = False) -> None:
-    """Runs `flag_adapters.<adapter>(argv)` (flags -> config -> job), imported once --help had its chance: the
+    """Runs `cli.adapters.<adapter>(argv)` (flags -> config -> job), imported once --help had its chance: the
     adapters import the jobs, which import TF."""
 
     def main(argv):
-        return getattr(importlib.import_module("noisy_student_tf.flag_adapters"), adapter)(argv)
+        return getattr(importlib.import_module("noisy_student_tf.cli.adapters"), adapter)(argv)
 
-    common.run(main, program=program, pass_through=pass_through)
+    runner.run(main, program=program, pass_through=pass_through)
 
 
 def _main_program(program: str, **defaults) -> None:
     define_main_flags()
     for name, value in defaults.items():
-        flags.FLAGS.set_default(name, value)
+        absl_flags.FLAGS.set_default(name, value)
     _run("run_main", program)
 
 
