@@ -61,7 +61,7 @@ def parts(work):
     from noisy_student_tf.training import losses
 
     trainer, iterator = tiny_trainer(work)
-    model = trainer.step_fn.model
+    model = trainer.model
     variables = model.student.trainable_variables
 
     def make(last):
@@ -104,7 +104,7 @@ def parts(work):
 
 def tiny(work):
     trainer, iterator = tiny_trainer(work)
-    return {"ms": 1000 * per_extra_step(lambda n: trainer.train_steps(iterator, n))}
+    return {"ms": 1000 * per_extra_step(lambda n: trainer.train_function(iterator, n))}
 
 
 def student(work):
@@ -137,11 +137,11 @@ def student(work):
                               steps=driver_cfg.student_train_steps, seed=1,
                               batch_size=driver_cfg.train_batch_size, unlabel_data_dir=unlabeled)
     trainer, iterator = start_training(cfg)
-    trainer.train_steps(iterator, 5)
+    trainer.train_function(iterator, 5)
     blocks = []
     for _ in range(3):
         start = time.perf_counter()
-        trainer.train_steps(iterator, 30)
+        trainer.train_function(iterator, 30)
         blocks.append(1000 * (time.perf_counter() - start) / 30)
     return {"ms": float(np.median(blocks))}
 

@@ -54,7 +54,7 @@ def timed_steps(cfg, steps):
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        trainer.train_steps(iterator, 1)
+        trainer.train_function(iterator, 1)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 

@@ -53,7 +53,7 @@ def student(work, labeled, unlabeled, teacher, name, batch, ratio):
 def run_block(trainer, iterator, length, steps):
     start = time.perf_counter()
     for _ in range(steps // length):
-        trainer.train_steps(iterator, length)
+        trainer.train_function(iterator, length)
     return time.perf_counter() - start
 
 
@@ -79,9 +79,9 @@ def fixed_cost(work, labeled, blocks):
                 start = time.perf_counter()
                 if key == "1":
                     for _ in range(steps):
-                        trainer.train_steps(iterator, 1)
+                        trainer.train_function(iterator, 1)
                 else:
-                    trainer.train_steps(iterator, steps)
+                    trainer.train_function(iterator, steps)
                 seconds[steps] = time.perf_counter() - start
             costs[key].append((seconds[840] - seconds[40]) / 800)
     return costs

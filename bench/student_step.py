@@ -84,7 +84,7 @@ def start_training(cfg: TrainConfig):
     trainer.initialize()
     make_dataset = train.dataset_fn(cfg, trainer.num_replicas)
     iterator = iter(trainer.strategy.distribute_datasets_from_function(lambda ctx: make_dataset(ctx, 0)))
-    trainer.train_steps(iterator, 2)  # tracing
+    trainer.train_function(iterator, 2)  # tracing
     return trainer, iterator
 
 
@@ -110,7 +110,7 @@ def our_trainer(work, labeled, unlabeled, teacher, name, jit_compile=False):
     cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, weight_decay=1e-4),
                               runtime=dataclasses.replace(cfg.runtime, jit_compile=jit_compile))
     trainer, iterator = start_training(cfg)
-    return lambda steps: trainer.train_steps(iterator, steps)
+    return lambda steps: trainer.train_function(iterator, steps)
 
 
 def ideal_step():

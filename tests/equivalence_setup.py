@@ -58,7 +58,7 @@ def run(strategy, model_dir):
         return tf.data.Dataset.from_tensor_slices(stacked)
 
     iterator = iter(trainer.strategy.distribute_datasets_from_function(dataset_fn))
-    metrics = [trainer.train_steps(iterator, 1) for _ in range(STEPS)]
-    weights = {v.path: v.numpy() for v in trainer.student.weights}
-    weights.update({"ema:" + k: v for k, v in trainer.ema.values().items()})
+    metrics = [trainer.train_function(iterator, 1) for _ in range(STEPS)]
+    weights = {v.path: v.numpy() for v in trainer.model.student.weights}
+    weights.update({"ema:" + k: v for k, v in trainer.model.ema.values().items()})
     return metrics, weights

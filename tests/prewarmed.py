@@ -38,7 +38,7 @@ import time
 import traceback
 
 # What a command imports before it does anything: the heavy libraries, and our jobs (which import them).
-# Flags are defined by the entry points when they run (noisy_student_tf/cli.py), so none is defined here.
+# Flags are defined by the entry points when they run (noisy_student_tf/cli/__init__.py), so none is defined here.
 PRELOADED = ("numpy", "tensorflow", "keras", "PIL.Image", "scipy.io", "noisy_student_tf.cli.adapters")
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "prewarmed_python")
 _SOCKET_ENV, _INTERPRETER_ENV = "PREWARMED_SOCKET", "PREWARMED_INTERPRETER"

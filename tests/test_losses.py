@@ -52,7 +52,7 @@ def all_images(batch):
 
 def one_step(trainer, batch):
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
-    return trainer.train_steps(iter(trainer.strategy.distribute_datasets_from_function(lambda ctx: dataset)), 1)
+    return trainer.train_function(iter(trainer.strategy.distribute_datasets_from_function(lambda ctx: dataset)), 1)
 
 
 @pytest.mark.parametrize("temperature, online", [(-1, True), (0.5, True), (-1, False), (0.7, False)],
@@ -61,12 +61,12 @@ def test_loss_matches_hand_computation(tmp_path, temperature, online):
     trainer = make_trainer(tmp_path, temperature=temperature, online=online)
     batch = fixed_batch()
     # The same weights the step will see; training mode uses batch statistics, so this equals its forward pass.
-    logits = trainer.student(normalize(all_images(batch), SVHN.mean, SVHN.std), training=True).numpy().astype(
+    logits = trainer.model.student(normalize(all_images(batch), SVHN.mean, SVHN.std), training=True).numpy().astype(
         np.float64)
-    decay = sum(float(np.sum(v.numpy().astype(np.float64) ** 2)) / 2 for v in trainer.student.trainable_variables
+    decay = sum(float(np.sum(v.numpy().astype(np.float64) ** 2)) / 2 for v in trainer.model.student.trainable_variables
                 if not v.path.endswith(("gamma", "beta")))
     if online:
-        teacher = trainer.teacher(normalize(batch["unlabeled"]["teacher_image"], SVHN.mean, SVHN.std),
+        teacher = trainer.model.teacher(normalize(batch["unlabeled"]["teacher_image"], SVHN.mean, SVHN.std),
                                   training=False).numpy().astype(np.float64)
         if temperature == -1:
             targets = smoothed(teacher.argmax(-1))  # label smoothing applies to hard pseudo labels
@@ -93,7 +93,7 @@ def test_label_mask_sums_over_kept_examples_divided_by_the_full_batch(tmp_path):
     p = 0.5
     trainer = make_trainer(tmp_path, temperature=-1, online=False, p=p)
     batch = fixed_batch(1)
-    logits = trainer.student(normalize(all_images(batch), SVHN.mean, SVHN.std), training=True).numpy()
+    logits = trainer.model.student(normalize(all_images(batch), SVHN.mean, SVHN.std), training=True).numpy()
     # The step's Bernoulli(p) mask: floor(p + U), U drawn statelessly from (run seed, step, replica).
     seed = tf.random.experimental.stateless_fold_in(tf.constant([7, 0], tf.int64), 0)
     mask = np.floor(p + tf.random.stateless_uniform([B], seed).numpy())

@@ -16,7 +16,7 @@ from noisy_student_tf.models.inference import model_from_config
 from noisy_student_tf.training.noisy_student import NoisyStudent
 from noisy_student_tf.training.optimizer import TF1RMSProp
 from noisy_student_tf.training.schedule import UpstreamLearningRate
-from noisy_student_tf.training.step import schedule_arguments
+from noisy_student_tf.training.train_function import schedule_arguments
 from test_losses import fixed_batch, make_trainer, one_step
 
 TOLERANCE = 1e-5
@@ -27,12 +27,12 @@ def keras_twin(trainer, *, synchronized_bn=False):
     """A NoisyStudent built independently from the trainer's config, holding copies of its current weights."""
     cfg = trainer.cfg
     student = model_from_config(cfg.model, synchronized_bn=synchronized_bn)
-    student.set_weights(trainer.student.get_weights())
+    student.set_weights(trainer.model.student.get_weights())
     teacher = None
-    if trainer.teacher is not None:
+    if trainer.model.teacher is not None:
         teacher = model_from_config(cfg.model, model_name=cfg.teacher.model_name, image_size=cfg.teacher.image_size,
                                     synchronized_bn=synchronized_bn)
-        teacher.set_weights(trainer.teacher.get_weights())
+        teacher.set_weights(trainer.model.teacher.get_weights())
     model = NoisyStudent(student, teacher, unlabel_ratio=cfg.input.unlabel_ratio,
                          teacher_softmax_temp=cfg.teacher.softmax_temp, label_smoothing=cfg.optim.label_smoothing,
                          weight_decay=cfg.optim.weight_decay, moving_average_decay=cfg.optim.moving_average_decay,
@@ -51,7 +51,7 @@ def assert_close(got, expected, what):
                          ids=["hard-online", "soft-online", "hard-stored-p0.5", "soft-stored"])
 def test_fit_step_equals_the_command_line_step(tmp_path, temperature, online, p):
     trainer = make_trainer(tmp_path, temperature=temperature, online=online, p=p)
-    trainer.step_fn.make_ema()
+    trainer.model.reset_ema()
     model = keras_twin(trainer)
     batches = [fixed_batch(seed) for seed in (0, 1)]
     before = [w.numpy() for w in model.student.trainable_weights]
@@ -61,10 +61,10 @@ def test_fit_step_equals_the_command_line_step(tmp_path, temperature, online, p)
     # fit() logs the mean over the epoch's steps.
     assert_close(history.history["loss"][0], np.mean([m["train/loss"] for m in cli]), "loss")
     assert_close(history.history["labeled_loss"][0], np.mean([m["lab/loss"] for m in cli]), "labeled loss")
-    assert model.optimizer.iterations.numpy() == trainer.step == 2
-    for mine, theirs in zip(model.student.weights, trainer.student.weights):
+    assert model.optimizer.iterations.numpy() == trainer.global_step == 2
+    for mine, theirs in zip(model.student.weights, trainer.model.student.weights):
         assert_close(mine.numpy(), theirs.numpy(), mine.path)
-    ema = trainer.ema.values()
+    ema = trainer.model.ema.values()
     assert set(model.ema.values()) == set(ema)
     for path, value in model.ema.values().items():
         assert_close(value, ema[path], "EMA of " + path)

@@ -73,18 +73,18 @@ def tiny_trainer(model_dir, **overrides):
 
 def test_fix_layer_num_freezes_the_stem_and_first_blocks(tmp_path):
     trainer = tiny_trainer(tmp_path, fix_layer_num=2)
-    before = {v.path: v.numpy() for v in trainer.student.weights}
+    before = {v.path: v.numpy() for v in trainer.model.student.weights}
     batch = {"labeled": {"image": np.random.RandomState(0).uniform(0, 1, (4, SIZE, SIZE, 3)).astype(np.float32),
                          "label": np.arange(4, dtype=np.int32)}}
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
-    trainer.train_steps(iter(trainer.strategy.distribute_datasets_from_function(lambda ctx: dataset)), 3)
-    for variable in trainer.student.weights:
+    trainer.train_function(iter(trainer.strategy.distribute_datasets_from_function(lambda ctx: dataset)), 3)
+    for variable in trainer.model.student.weights:
         frozen = variable.path.startswith(("stem_", "blocks_0_", "blocks_1_"))
         changed = not np.array_equal(variable.numpy(), before[variable.path])
         assert changed != frozen or variable.path.endswith(("moving_mean", "moving_variance")) and not frozen, \
             variable.path
     # Frozen weights are not averaged (upstream: not trainable, so not in the EMA) except BN statistics.
-    shadows = set(trainer.ema.shadows)
+    shadows = set(trainer.model.ema.shadows)
     assert "stem_conv/kernel" not in shadows and "stem_bn/moving_mean" in shadows
     assert "blocks_2_project_conv/kernel" in shadows
 
@@ -94,16 +94,16 @@ def test_init_model_starts_the_student_from_the_ema_weights(tmp_path):
     batch = {"labeled": {"image": np.random.RandomState(1).uniform(0, 1, (4, SIZE, SIZE, 3)).astype(np.float32),
                          "label": np.arange(4, dtype=np.int32)}}
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
-    source.train_steps(iter(source.strategy.distribute_datasets_from_function(lambda ctx: dataset)), 3)
+    source.train_function(iter(source.strategy.distribute_datasets_from_function(lambda ctx: dataset)), 3)
     source.save(3)
-    ema = source.ema.values()
+    ema = source.model.ema.values()
     student = tiny_trainer(tmp_path / "student", init_model_path=str(tmp_path / "source"))
-    for variable in student.student.weights:
+    for variable in student.model.student.weights:
         expected = ema.get(variable.path)
         if expected is not None:
             np.testing.assert_array_equal(variable.numpy(), expected, err_msg=variable.path)
     # The student's own EMA starts at the initial weights.
-    np.testing.assert_array_equal(student.ema.shadows["head_dense/kernel"].numpy(), ema["head_dense/kernel"])
+    np.testing.assert_array_equal(student.model.ema.shadows["head_dense/kernel"].numpy(), ema["head_dense/kernel"])
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "source")))
     assert reader.has_tensor(ema_shadow_key("head_dense/kernel"))
     assert restore.is_object_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "source")))

@@ -15,23 +15,21 @@ from noisy_student_tf.errors import UserError, first_line
 from noisy_student_tf.config import EvalConfig
 from noisy_student_tf.models.restore import restore_model
 from noisy_student_tf.models.inference import clean_logits
-from noisy_student_tf.training import losses
+from noisy_student_tf.training import losses, objective
 
 RESULTS_FILE = "eval_results.json"
 ROBUSTNESS_FILE = "robustness_results.json"
 
 
 def evaluate_subset(model, dataset, *, mean, std, num_classes: int, label_smoothing: float) -> dict:
-    top_k = min(5, num_classes)
+    """Top-1, top-5 and the smoothed cross-entropy of `model` (clean view, inference mode) over every image of
+    `dataset`; the same sums as `NoisyStudent.test_step` (`objective.eval_sums`)."""
 
     @tf.function(autograph=False)  # inputs.no_autograph says why
     def batch_sums(images, labels):
-        logits = clean_logits(model, images, mean, std)
-        targets = losses.smoothed_one_hot(labels, num_classes, label_smoothing)
-        top1 = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels)
-        top5 = tf.math.in_top_k(labels, logits, top_k)
-        return (tf.reduce_sum(losses.cross_entropy(targets, logits)), tf.reduce_sum(tf.cast(top1, tf.float32)),
-                tf.reduce_sum(tf.cast(top5, tf.float32)), tf.shape(labels)[0])
+        sums = objective.eval_sums(clean_logits(model, images, mean, std), labels, num_classes=num_classes,
+                                   label_smoothing=label_smoothing)
+        return sums["loss"], sums["top_1"], sums["top_5"], sums["count"]
 
     totals = [0.0, 0.0, 0.0, 0]
     for images, labels in dataset:

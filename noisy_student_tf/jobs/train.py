@@ -138,7 +138,7 @@ def run(cfg: TrainConfig) -> dict:
     logging.info("%s", trainer.initialize())
     logging.info("model %s (%d classes, %dx%d input), precision %s, %d trainable parameters",
                  cfg.model.model_name, cfg.model.num_classes, cfg.model.image_size, cfg.model.image_size,
-                 cfg.runtime.precision, sum(int(tf.size(v)) for v in trainer.student.trainable_variables))
+                 cfg.runtime.precision, sum(int(tf.size(v)) for v in trainer.model.student.trainable_variables))
     inputs = f"--label_data_dir={cfg.input.label_data_dir}"
     if cfg.input.unlabel_ratio:
         inputs += f", --unlabel_data_dir={cfg.input.unlabel_data_dir}"

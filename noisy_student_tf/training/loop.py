@@ -2,7 +2,7 @@
 TPUEstimator's cadence): summaries every `iterations_per_loop` steps, a progress line every
 `log_step_count_steps`, a checkpoint every max(save_checkpoints_steps, iterations_per_loop), and a divergence
 check after every chunk. Each chunk is one call: its steps run inside one traced loop
-(`NoisyStudentStep.train_steps`), as TPUEstimator ran `iterations_per_loop` steps per host call."""
+(`train_function.make_train_function`), as TPUEstimator ran `iterations_per_loop` steps per host call."""
 
 from __future__ import annotations
 
@@ -60,13 +60,13 @@ def bad_input_error(error: Exception, step: int, input_description: str = "", in
     return UserError(f"bad training input near step {step}{where}: {first_line(error)}")
 
 
-def run_loop(train_steps, iterator, *, start: int, last: int, loop: LoopConfig, images_per_step: int,
+def run_loop(train_function, iterator, *, start: int, last: int, loop: LoopConfig, images_per_step: int,
              model_dir: str, write_summaries: bool, save, on_started=None, input_description: str = "",
              input_files=None) -> dict:
     """Trains from step `start` to `last`.
 
     Args:
-        train_steps: `(iterator, n) -> metrics` runs n steps (`NoisyStudentStep.train_steps`).
+        train_function: `(iterator, n) -> metrics` runs n steps (`train_function.make_train_function`).
         iterator: the distributed input.
         start, last: the first step to run from and the step to stop at.
         loop: the periods.
@@ -88,7 +88,7 @@ def run_loop(train_steps, iterator, *, start: int, last: int, loop: LoopConfig, 
         target = next_stop(step, start, last, loop)
         done, tick = target - step, time.time()
         try:
-            metrics = train_steps(iterator, done)
+            metrics = train_function(iterator, done)
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError) as e:
             raise bad_input_error(e, step, input_description, input_files) from None
         first = step == start

@@ -1,7 +1,7 @@
 """The noisy-student step as a Keras model (upstream `main.py`, `model_fn`).
 
 `NoisyStudent` wraps a student (and optionally a frozen teacher) and trains it with `fit()`. Its `step()` is the
-one implementation of the step: the command-line trainer (`training/step.py`) calls it too.
+one implementation of the step: the command-line trainer (`training/train_function.py`) calls it too.
 
 What one step does, as upstream:
 * one forward pass of the student over the labeled and the unlabeled (noised) images together, so batch-norm
@@ -20,6 +20,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from noisy_student_tf.models.inference import normalize
 from noisy_student_tf.training import losses, objective
 from noisy_student_tf.training.ema import WeightEMA, ema_variables
 
@@ -218,10 +219,9 @@ class NoisyStudent(keras.Model):
     # The step.
 
     def _normalize(self, images):
-        images = tf.cast(images, tf.float32)
         if self.mean is None:
-            return images
-        return (images - tf.constant(self.mean, tf.float32)) / tf.constant(self.std, tf.float32)
+            return tf.cast(images, tf.float32)
+        return normalize(images, self.mean, self.std)
 
     def reset_ema(self) -> None:
         """Restarts the moving average at the student's current weights (after loading weights into it)."""
@@ -318,11 +318,16 @@ class NoisyStudent(keras.Model):
         inputs = self._normalize(images)
         if self.ema is None:
             return tf.cast(self.student(inputs, training=False), tf.float32)
-        shadows = self.ema.shadows
-        trainable = [shadows.get(v.path, v) for v in self.student.trainable_variables]
-        non_trainable = [shadows.get(v.path, v) for v in self.student.non_trainable_variables]
-        logits, _ = self.student.stateless_call(trainable, non_trainable, inputs, training=False)
+        logits, _ = self.student.stateless_call(self._averaged(self.student.trainable_variables),
+                                                self._averaged(self.student.non_trainable_variables), inputs,
+                                                training=False)
         return tf.cast(logits, tf.float32)
+
+    def _averaged(self, variables) -> list:
+        """Each variable's moving average where it has one (trainable weights, batch-norm statistics), else the
+        variable itself."""
+        shadows = self.ema.shadows if self.ema is not None else {}
+        return [shadows.get(v.path, v) for v in variables]
 
     def test_step(self, data):
         """`evaluate()`'s step on (images, labels) with the averaged weights: loss (smoothed cross-entropy plus
@@ -330,15 +335,12 @@ class NoisyStudent(keras.Model):
         images, labels = _unpack_labeled(data)
         logits = self.inference_logits(images)
         _check_logits(logits, self.num_classes, "student")
-        labels = tf.cast(labels, tf.int32)
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
-        targets = losses.smoothed_one_hot(labels, self.num_classes, self.label_smoothing)
+        sums = objective.eval_sums(logits, tf.cast(labels, tf.int32), num_classes=self.num_classes,
+                                   label_smoothing=self.label_smoothing)
+        count = tf.cast(sums["count"], tf.float32)
         # Upstream's eval loss is the smoothed cross-entropy plus the weight decay term.
-        loss = (tf.reduce_mean(losses.cross_entropy(targets, logits))
-                + losses.weight_decay_loss(self.student.trainable_variables, self.weight_decay))
-        top1 = objective.accuracy(logits, labels)
-        top5 = tf.reduce_mean(tf.cast(tf.math.in_top_k(labels, logits, min(5, self.num_classes)), tf.float32))
-        for name, value in zip(EVAL_METRIC_NAMES, (loss, top1, top5)):
+        loss = sums["loss"] / count + losses.weight_decay_loss(self.student.trainable_variables, self.weight_decay)
+        for name, value in zip(EVAL_METRIC_NAMES, (loss, sums["top_1"] / count, sums["top_5"] / count)):
             self._trackers[name].update_state(value, sample_weight=count)
         return {name: self._trackers[name].result() for name in EVAL_METRIC_NAMES}
 
@@ -355,8 +357,7 @@ class NoisyStudent(keras.Model):
             statistics, and the student's other weights.
         """
         copy = keras.models.clone_model(self.student)
-        shadows = self.ema.shadows if self.ema is not None else {}
-        copy.set_weights([shadows.get(v.path, v).numpy() for v in self.student.weights])
+        copy.set_weights([v.numpy() for v in self._averaged(self.student.weights)])
         return copy
 
 

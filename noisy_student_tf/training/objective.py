@@ -1,7 +1,8 @@
 """The noisy-student objective of one step (upstream `main.py`, `model_fn`): the labeled loss plus `r` times the
 unlabeled loss, and the metrics upstream summarises, as a function of the two parts' logits and targets.
 
-The weight decay term is added by the step (it depends on the variables, not on the batch)."""
+The weight decay term is added by the step (it depends on the variables, not on the batch). `eval_sums` is
+evaluation's part (upstream `main.py`, `model_fn` in eval mode), shared by the eval job and `NoisyStudent.test_step`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ from noisy_student_tf.training import losses
 def accuracy(logits, labels):
     """Share of argmax(logits) == labels."""
     return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+
+
+def eval_sums(logits, labels, *, num_classes: int, label_smoothing: float) -> dict:
+    """One evaluation batch's sums: smoothed cross-entropy ("loss"), top-1 and top-5 hits, and the image count.
+    Sums, so that batches of any size (the last one smaller) average to the per-image mean. Upstream's eval loss
+    also has the weight decay term, which the caller adds once (it does not depend on the batch)."""
+    targets = losses.smoothed_one_hot(labels, num_classes, label_smoothing)
+    top1 = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels)
+    top5 = tf.math.in_top_k(labels, logits, min(5, num_classes))
+    return {"loss": tf.reduce_sum(losses.cross_entropy(targets, logits)),
+            "top_1": tf.reduce_sum(tf.cast(top1, tf.float32)), "top_5": tf.reduce_sum(tf.cast(top5, tf.float32)),
+            "count": tf.shape(labels)[0]}
 
 
 def noisy_student_loss(lab_logits, labels, *, num_classes: int, label_smoothing: float, mask=None,

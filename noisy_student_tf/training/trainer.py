@@ -1,6 +1,6 @@
-"""A training run of a model_dir: the step (training/step.py) with its checkpoint, resumed from the latest
-one or started from the initial weights, and run by the loop (training/loop.py) to the schedule's last step.
-"""
+"""A training run of a model_dir: the `NoisyStudent` of its config and the function that runs its steps
+(training/train_function.py), the run's checkpoint (resumed from the latest one, or the initial weights set),
+and the loop (training/loop.py) to the schedule's last step."""
 
 from __future__ import annotations
 
@@ -13,15 +13,23 @@ from noisy_student_tf.errors import CheckpointError, UserError
 from noisy_student_tf.models import restore
 from noisy_student_tf.training import checkpoints, strategy as strategy_lib
 from noisy_student_tf.training.loop import run_loop
-from noisy_student_tf.training.step import NoisyStudentStep
+from noisy_student_tf.training.train_function import build_noisy_student, make_train_function, schedule_of
 
 CHECKPOINT_NAME = "model.ckpt"  # upstream Estimator names: model.ckpt-<step>
 
 
 class Trainer:
-    """The step of `cfg` under `strategy`, its checkpoint in `cfg.model_dir`, and the loop.
+    """The training run of `cfg` under `strategy`.
 
     `initialize()` resumes or sets the initial weights; `run(dataset_fn)` trains to the last step.
+
+    Attributes:
+        cfg: the run's config.
+        strategy: its distribution strategy; `num_replicas` replicas, and `chief` when this worker keeps files.
+        model: the `NoisyStudent` (`student`, `teacher`, `ema`, `optimizer`, `run_seed`).
+        schedule: the learning-rate schedule and epoch arithmetic.
+        train_function: `(iterator, n) -> metrics`, n steps in one traced call.
+        checkpoint: what a checkpoint holds (set by `initialize()`).
     """
 
     def __init__(self, cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None):
@@ -29,21 +37,16 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.num_replicas = self.strategy.num_replicas_in_sync
         self.chief = strategy_lib.is_chief(self.strategy)
-        self.step_fn = NoisyStudentStep(cfg, self.strategy)
-        self.student, self.teacher = self.step_fn.student, self.step_fn.teacher
-        self.optimizer, self.seed = self.step_fn.optimizer, self.step_fn.seed
+        self.schedule = schedule_of(cfg)
+        self.model = build_noisy_student(cfg, self.strategy)
+        self.train_function = make_train_function(self.model, self.strategy, self.schedule,
+                                                  jit_compile=cfg.runtime.jit_compile)
         self.checkpoint = None
 
     @property
-    def ema(self):
-        return self.step_fn.ema
-
-    # ------------------------------------------------------------------------------------------------
-    # State: initial weights, EMA, checkpoint.
-
-    @property
-    def step(self) -> int:
-        return self.step_fn.iterations
+    def global_step(self) -> int:
+        """Steps trained so far (the optimizer's iterations)."""
+        return int(self.model.optimizer.iterations.numpy())
 
     def _write_dir(self) -> str:
         if self.chief:
@@ -60,22 +63,23 @@ class Trainer:
         if latest and not restore.is_object_checkpoint(latest):
             raise UserError(f"--model_dir={cfg.model_dir!r} holds an original TF1 checkpoint ({latest}); train "
                             "into a new model_dir and pass it as --init_model_path or --teacher_model_path")
-        notes = []
+        model, notes = self.model, []
         if not latest:
-            if self.teacher is not None:
+            if model.teacher is not None:
                 notes.append(restore.load_inference_weights(
-                    self.teacher, cfg.teacher.checkpoint, what="teacher", model_name=cfg.teacher.model_name))
+                    model.teacher, cfg.teacher.checkpoint, what="teacher", model_name=cfg.teacher.model_name))
             elif cfg.init_model_path is not None:
-                notes.append(restore.load_inference_weights(self.student, cfg.init_model_path,
-                                                                what="initial weights"))
-        self.step_fn.make_ema()
+                notes.append(restore.load_inference_weights(model.student, cfg.init_model_path,
+                                                            what="initial weights"))
+        # Upstream's shadows start at the initial weights, after any checkpoint initialisation (`main.py`).
+        model.reset_ema()
         # The noise's generator states too (tf.train.Checkpoint does not track them), under their old keys.
-        rng = [v.value for v in self.step_fn.model.seed_generator_states()]
-        parts = dict(model=self.student, optimizer=self.optimizer, seed=self.seed, rng=rng)
-        if self.ema is not None:
-            parts["ema"] = self.ema
-        if self.teacher is not None:
-            parts["teacher"] = self.teacher
+        rng = [v.value for v in model.seed_generator_states()]
+        parts = dict(model=model.student, optimizer=model.optimizer, seed=model.run_seed, rng=rng)
+        if model.ema is not None:
+            parts["ema"] = model.ema
+        if model.teacher is not None:
+            parts["teacher"] = model.teacher
         self.checkpoint = tf.train.Checkpoint(**parts)
         if latest:
             try:
@@ -83,12 +87,8 @@ class Trainer:
             except (AssertionError, ValueError) as e:
                 raise CheckpointError(f"cannot resume from {latest}: it does not fit this configuration "
                                       f"({str(e).splitlines()[0][:300]}); use a new --model_dir") from None
-            notes.append(f"resumed from {latest} at step {self.step}")
+            notes.append(f"resumed from {latest} at step {self.global_step}")
         return "; ".join(notes) or "training from scratch"
-
-    def train_steps(self, iterator, num_steps: int) -> dict:
-        """Runs `num_steps` steps from a distributed iterator; returns the last step's metrics."""
-        return self.step_fn.train_steps(iterator, num_steps)
 
     def run(self, dataset_fn, input_description: str = "", on_started=None, input_files=None) -> dict:
         """Trains to the schedule's last step; `dataset_fn(input_context, start_step)` gives per-replica batches.
@@ -99,7 +99,7 @@ class Trainer:
         its run files then, and nothing (no summary either) is written before it, so a run stopped by bad input
         leaves nothing behind."""
         cfg = self.cfg
-        start, last = self.step, self.step_fn.schedule.last_step
+        start, last = self.global_step, self.schedule.last_step
         if start >= last:
             logging.info("step %d: training already finished (last step %d)", start, last)
             return {}
@@ -108,7 +108,7 @@ class Trainer:
         logging.info("training steps %d -> %d, %d images per step (%d labeled + %d unlabeled), %d replica(s)",
                      start, last, cfg.input.train_batch_size + unl_batch, cfg.input.train_batch_size, unl_batch,
                      self.num_replicas)
-        return run_loop(self.train_steps, iterator, start=start, last=last, loop=cfg.loop,
+        return run_loop(self.train_function, iterator, start=start, last=last, loop=cfg.loop,
                         images_per_step=cfg.input.train_batch_size + unl_batch, model_dir=cfg.model_dir,
                         write_summaries=self.chief and not cfg.loop.skip_host_call, save=self.save,
                         on_started=on_started, input_description=input_description, input_files=input_files)
