@@ -34,7 +34,7 @@ from noisy_student_tf.config import ModelConfig, PredictConfig  # noqa: E402
 from noisy_student_tf.data import records  # noqa: E402
 from noisy_student_tf.jobs import filter_unlabel  # noqa: E402
 from noisy_student_tf.models.inference import model_from_config  # noqa: E402
-from noisy_student_tf.offline import predict  # noqa: E402
+from noisy_student_tf.offline import label_shards  # noqa: E402
 from noisy_student_tf.config import FilterConfig  # noqa: E402
 from noisy_student_tf.tasks import get_task  # noqa: E402
 
@@ -70,13 +70,13 @@ def bench_predict(work, num_images, batch_size, repeats):
     # No checkpoint: a random network predicts as fast as a trained one.
     cfg = PredictConfig(checkpoint="", input_dir=data, output_dir="", info_dir="", task=task, model=model_cfg,
                         file_prefix="extra", num_shards=4, shards=tuple(range(4)), batch_size=batch_size)
-    classifier = predict.Classifier(model, cfg)
+    classifier = label_shards.Classifier(model, cfg)
     decoded = np.stack([tf.io.decode_jpeg(b).numpy() for b in pool]).astype(np.float32)
     normalized = (decoded - np.asarray(task.mean, np.float32)) / np.asarray(task.std, np.float32)
 
     def ours():
         out = os.path.join(work, f"predict_out_{time.monotonic_ns()}")
-        predict.run(classifier, dataclasses.replace(cfg, output_dir=out, info_dir=out))
+        label_shards.run(classifier, dataclasses.replace(cfg, output_dir=out, info_dir=out))
 
     def ideal():
         model.predict(normalized, batch_size=batch_size, verbose=0)
@@ -156,7 +156,7 @@ def bench_filter(work, total, num_shards, threads):
     cfg = FilterConfig(input_dir=unl, prediction_dir=os.path.join(work, "predict_label"),
                        info_dir=os.path.join(work, "info"), prelim_stats_dir=os.path.join(work, "prelim"),
                        output_dir=os.path.join(work, "filter"), num_classes=NUM_CLASSES, num_shards=num_shards,
-                       num_image=total // NUM_CLASSES, task=0, min_threshold=0.3, file_prefix="extra",
+                       num_image=total // NUM_CLASSES, replica=0, min_threshold=0.3, file_prefix="extra",
                        all_shards=True, num_workers=threads)
     start = time.perf_counter()
     stats = filter_unlabel.run(cfg)

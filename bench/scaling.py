@@ -39,7 +39,7 @@ from noisy_student_tf.config import ModelConfig, ModelOptions, PredictConfig  # 
 from noisy_student_tf.data import records  # noqa: E402
 from noisy_student_tf.jobs import train  # noqa: E402
 from noisy_student_tf.models.inference import model_from_config  # noqa: E402
-from noisy_student_tf.offline import predict  # noqa: E402
+from noisy_student_tf.offline import label_shards  # noqa: E402
 from noisy_student_tf.tasks import get_task  # noqa: E402
 from offline_throughput import bench_filter, jpeg_pool, write_image_shards  # noqa: E402
 from student_step import (start_training, supervised_config, with_online_teacher, with_randaugment,  # noqa: E402
@@ -96,12 +96,12 @@ def predict_rate(work, name, image_size, small, batch, num_images, repeats=2):
     # No checkpoint: a random network predicts as fast as a trained one.
     cfg = PredictConfig(checkpoint="", input_dir=data, output_dir="", info_dir="", task=task, model=model_cfg,
                         file_prefix="extra", num_shards=2, shards=(0, 1), batch_size=batch)
-    classifier = predict.Classifier(model_from_config(model_cfg), cfg)
+    classifier = label_shards.Classifier(model_from_config(model_cfg), cfg)
     rates = []
     for k in range(repeats + 1):
         out = os.path.join(work, f"predict_{name}_out_{k}")
         start = time.perf_counter()
-        predict.run(classifier, dataclasses.replace(cfg, output_dir=out, info_dir=out))
+        label_shards.run(classifier, dataclasses.replace(cfg, output_dir=out, info_dir=out))
         if k:  # the first run traces
             rates.append(num_images / (time.perf_counter() - start))
     return float(np.median(rates))

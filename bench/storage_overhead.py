@@ -67,7 +67,7 @@ def filter_config(work, out, num_shards):
                         prediction_dir=os.path.join(work, "filter_pred", "predict_label"),
                         info_dir=os.path.join(work, "filter_pred", "info"),
                         prelim_stats_dir=os.path.join(out, "prelim_stats"), output_dir=os.path.join(out, "data"),
-                        num_classes=NUM_CLASSES, num_shards=num_shards, task=0, num_image=FILTER_RECORDS // 20,
+                        num_classes=NUM_CLASSES, num_shards=num_shards, replica=0, num_image=FILTER_RECORDS // 20,
                         all_shards=True)
 
 

@@ -564,7 +564,7 @@ class FilterConfig:
     only_use_num_shards: int = -1
     num_image: int = 1300
     total_replicas: int = 1
-    task: int = -1
+    replica: int = -1  # upstream --task: the prediction replica this job filters; -1 all of them
     debug: int = 0
     min_threshold: float = 0.0
     max_prob: float = 2.0
@@ -587,8 +587,9 @@ class FilterConfig:
             if getattr(self, name) <= 0:
                 flag = "num_label_classes" if name == "num_classes" else name
                 raise UserError(f"--{flag} must be positive, got {getattr(self, name)}")
-        if not (self.task == -1 or 0 <= self.task < self.total_replicas):
-            raise UserError(f"--task={self.task} must be -1 (all prediction replicas) or 0..{self.total_replicas - 1}")
+        if not (self.replica == -1 or 0 <= self.replica < self.total_replicas):
+            raise UserError(f"--task={self.replica} must be -1 (all prediction replicas) or "
+                            f"0..{self.total_replicas - 1}")
         if self.only_use_num_shards != -1 and not 0 < self.only_use_num_shards <= self.num_shards:
             raise UserError(f"--only_use_num_shards={self.only_use_num_shards} must be -1 or 1..{self.num_shards}")
         if not 0.0 <= self.min_threshold <= 1.0:
@@ -602,14 +603,14 @@ class FilterConfig:
         file_names.check_file_prefix(self.file_prefix)
 
     # --- names (upstream filter_unlabel.py's and local_scripts/svhn/filter_unlabel.sh's) ---
-    def prelim_path(self, shard: int, task: int) -> str:
-        return _join(self.prelim_stats_dir, file_names.prelim_stats_name(shard, task))
+    def prelim_path(self, shard: int, replica: int) -> str:
+        return _join(self.prelim_stats_dir, file_names.prelim_stats_name(shard, replica))
 
-    def stats_path(self, shard: int, task: int) -> str:
-        return _join(self.output_dir, "stats", file_names.stats_name(shard, task))
+    def stats_path(self, shard: int, replica: int) -> str:
+        return _join(self.output_dir, "stats", file_names.stats_name(shard, replica))
 
     def data_path(self, shard: int) -> str:
-        return _join(self.output_dir, "data", file_names.filtered_name(self.task, shard, self.num_shards))
+        return _join(self.output_dir, "data", file_names.filtered_name(self.replica, shard, self.num_shards))
 
     def input_shard(self, shard: int) -> str:
         return _join(self.input_dir, file_names.shard_name(self.file_prefix, shard, self.num_shards))
@@ -640,21 +641,22 @@ class FilterConfig:
         """The prediction replicas this job reads (upstream `filter_unlabel.py`, `main`)."""
         if self.debug == 1:
             return [0]
-        if self.task != -1:
-            return [self.task]  # one replica per task: total_label_replicas must equal total_replicas
+        if self.replica != -1:
+            return [self.replica]  # one replica per job: total_label_replicas must equal total_replicas
         return list(range(self.total_replicas))
 
     def aggregated(self) -> list[tuple[int, int]]:
-        """(shard, task) pairs whose files the master sums (upstream `filter_unlabel.py`, `main`)."""
+        """(shard, replica) pairs whose files the master sums (upstream `filter_unlabel.py`, `main`: one file per
+        shard and task)."""
         if self.debug == 1:
-            return [(0, self.task)]
+            return [(0, self.replica)]
         shards = self.num_shards if self.only_use_num_shards == -1 else self.only_use_num_shards
         # Upstream always summed tasks 0..R-1, so a run with --task=-1 waited forever for files named _0.
-        tasks = [-1] if self.task == -1 else range(self.total_replicas)
-        return [(shard, task) for shard in range(shards) for task in tasks]
+        replicas = [-1] if self.replica == -1 else range(self.total_replicas)
+        return [(shard, replica) for shard in range(shards) for replica in replicas]
 
     def is_master(self, shard: int) -> bool:
-        return shard == 0 and self.task in (-1, 0)
+        return shard == 0 and self.replica in (-1, 0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -177,7 +177,7 @@ def test_two_worker_processes_write_the_files_of_predict_and_filter_unlabel(data
 
 @pytest.mark.parametrize("setting", [
     dict(predict_changes={"total_replicas": 2}, max_prob=0.95, upsample=False, only_use_num_shards=5),
-    # task=0 with use_all: test_the_command_line_needs_no_prediction_dir_and_takes_the_filters_task
+    # replica=0 with use_all: test_the_command_line_needs_no_prediction_dir_and_takes_the_filters_task
 ])
 def test_other_filter_settings_and_replicas_match_the_per_shard_tools(data, tmp_path, setting):
     tools = per_shard_tools(data, tmp_path / "tools", **setting)
@@ -359,7 +359,7 @@ def test_a_worker_death_seen_first_as_a_closed_channel_waits_for_the_exit_code_w
     interrupted = []
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
-        with beam_pipeline._WorkerDeathWatch() as death:
+        with beam_pipeline.WorkerDeathWatch() as death:
             def watcher():
                 time.sleep(0.5)
                 raise RuntimeError("Worker subprocess exited with return code 137")
@@ -368,7 +368,7 @@ def test_a_worker_death_seen_first_as_a_closed_channel_waits_for_the_exit_code_w
             thread.start()
             assert death.wait_for_death() == "Worker subprocess exited with return code 137"
             thread.join()
-        with beam_pipeline._WorkerDeathWatch() as death:
+        with beam_pipeline.WorkerDeathWatch() as death:
             death.EXIT_REPORT_SECONDS = 0.1
             assert death.wait_for_death() == "its data channel closed"  # no report comes: a generic reason
     finally:
@@ -449,7 +449,7 @@ def test_the_command_line_needs_no_prediction_dir_and_takes_the_filters_task(dat
     filter_unlabel.py --task=0."""
     from noisy_student_tf.cli import adapters
 
-    setting = dict(predict_changes={"total_replicas": 2}, task=0, use_all=True)
+    setting = dict(predict_changes={"total_replicas": 2}, replica=0, use_all=True)
     tools = per_shard_tools(data, tmp_path / "tools", **setting)
     out = tmp_path / "beam"
     values, options = cli(*cli_filter_args(data, out, "--total_replicas=2", "--task=0", "--use_all",

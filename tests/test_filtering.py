@@ -53,7 +53,7 @@ def write_inputs(root, shards=range(NUM_SHARDS), conf_scale=1.0):
 def config(root, out="out", **changes):
     values = dict(input_dir=f"{root}/unl", prediction_dir=f"{root}/predict_label", info_dir=f"{root}/info",
                   prelim_stats_dir=f"{root}/{out}/prelim_stats", output_dir=f"{root}/{out}/filter_data",
-                  num_classes=C, num_shards=NUM_SHARDS, num_image=250, task=0, min_threshold=0.4, max_prob=0.96,
+                  num_classes=C, num_shards=NUM_SHARDS, num_image=250, replica=0, min_threshold=0.4, max_prob=0.96,
                   file_prefix="extra", seed=7, poll_seconds=0.05, wait_timeout=0.5)
     values.update(changes)
     return FilterConfig(**values)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from noisy_student_tf.data.in_memory import noisy_student_dataset
+from noisy_student_tf.data.fit_input import noisy_student_dataset
 from noisy_student_tf.models.inference import model_from_config
 from noisy_student_tf.training.noisy_student import NoisyStudent
 from noisy_student_tf.training.optimizer import TF1RMSProp

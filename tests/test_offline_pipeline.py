@@ -101,7 +101,7 @@ def test_predict_filter_reassign_and_offline_training(setup, tmp_path):
     predict(root / "unl", teacher, tmp_path, shards=(0, 1, 2))
     filter_fields = dict(input_dir=root / "unl", file_prefix="extra", prediction_dir=tmp_path / "predict_label",
                          info_dir=tmp_path / "info", prelim_stats_dir=tmp_path / "prelim_stats",
-                         output_dir=tmp_path / "filter_data", num_shards=NUM_SHARDS, num_classes=10, task=0,
+                         output_dir=tmp_path / "filter_data", num_shards=NUM_SHARDS, num_classes=10, replica=0,
                          num_image=8, min_threshold=0.0)
     for phase in (1, 0):
         for shard in reversed(range(NUM_SHARDS)):  # the master (shard 0) last, as the upstream script

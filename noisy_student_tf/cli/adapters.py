@@ -181,7 +181,7 @@ def filter_config(F):
         input_dir=F.input_dir, prediction_dir=F.prediction_dir, info_dir=F.info_dir,
         prelim_stats_dir=F.prelim_stats_dir, output_dir=F.output_dir, num_classes=F.num_label_classes,
         num_shards=F.num_shards, only_use_num_shards=F.only_use_num_shards, num_image=F.num_image,
-        total_replicas=F.total_replicas, task=F.task, debug=F.debug, min_threshold=F.min_threshold,
+        total_replicas=F.total_replicas, replica=F.task, debug=F.debug, min_threshold=F.min_threshold,
         max_prob=F.max_prob, upsample=bool(F.upsample), file_prefix=F.file_prefix, use_top=bool(F.use_top),
         use_all=F.use_all, seed=F.seed, rebuild_stale=F.rebuild_stale, poll_seconds=F.poll_seconds,
         wait_timeout=F.wait_timeout, shard_id=F.shard_id, only_get_stats=bool(F.only_get_stats),
@@ -219,7 +219,7 @@ def beam_config(F, pipeline_args=()):
         input_dir=input_dir, prediction_dir=F.prediction_dir, info_dir=F.info_dir if write_predictions else "",
         prelim_stats_dir=F.prelim_stats_dir, output_dir=F.output_dir, num_classes=predict.model.num_classes,
         num_shards=F.num_shards, only_use_num_shards=F.only_use_num_shards, num_image=F.num_image,
-        total_replicas=F.total_replicas, task=F.task, min_threshold=F.min_threshold, max_prob=F.max_prob,
+        total_replicas=F.total_replicas, replica=F.task, min_threshold=F.min_threshold, max_prob=F.max_prob,
         upsample=bool(F.upsample), file_prefix=F.file_prefix, use_top=bool(F.use_top), use_all=F.use_all, seed=seed,
         rebuild_stale=F.rebuild_stale, all_shards=True)
     return BeamConfig(predict=predict, filter=filter_cfg, write_predictions=write_predictions,

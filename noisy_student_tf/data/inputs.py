@@ -24,9 +24,9 @@ MAX_INTERLEAVE = 64  # upstream cycle length
 CACHED_SHUFFLE_BUFFER = 16384  # upstream shuffle buffer with use_cache
 UNCACHED_SHUFFLE_BUFFER = 1024  # upstream shuffle buffer without cache
 TFDS_SPLITS = {"train": "train", "dev": "validation", "test": "test", "validation": "validation"}
-# The input functions branch on Python values only, so autograph has nothing to convert. Converting them, with
-# RandAugment's ops below them and the traced training loop, cost every training job 4-9 s at its start (paired
-# runs of a tiny 20-step job on a 2-core machine).
+# The input functions branch on Python values only, so autograph has nothing to convert; converting them anyway
+# (RandAugment's ops below them, and the traced training loop) added seconds to the start of every training job
+# (bench/README.md has the paired runs).
 no_autograph = tf.autograph.experimental.do_not_convert
 LABELED_STREAM, UNLABELED_STREAM = 0, 1
 
@@ -204,7 +204,7 @@ def assemble_batches(labeled: tf.data.Dataset, labeled_example, labeled_batch: i
                      unlabeled: tf.data.Dataset | None = None, unlabeled_example=None, unlabeled_batch: int = 0, *,
                      skip_steps: int = 0, auto_shard: bool = True) -> tf.data.Dataset:
     """The one batch assembler of the command line (`train_dataset`) and the Python API
-    (`data.in_memory.noisy_student_dataset`): each endless stream is numbered (an example's number seeds its
+    (`data.fit_input.noisy_student_dataset`): each endless stream is numbered (an example's number seeds its
     noise), mapped to its training view, batched without remainder, and the two are zipped.
 
     Args:

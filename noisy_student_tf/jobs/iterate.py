@@ -147,7 +147,7 @@ class Driver:
             input_dir=cfg.unlabel_data_dir, file_prefix=cfg.unlabel_file_prefix,
             prediction_dir=f"{iter_dir}/predict_label", info_dir=f"{iter_dir}/info",
             prelim_stats_dir=f"{iter_dir}/prelim_stats", output_dir=f"{iter_dir}/filter_data",
-            num_shards=self.num_shards, num_classes=self.num_classes, task=0, num_image=num_image,
+            num_shards=self.num_shards, num_classes=self.num_classes, replica=0, num_image=num_image,
             min_threshold=cfg.min_threshold, seed=cfg.seed, all_shards=True)
 
     # --- the stages ---

@@ -1,5 +1,5 @@
 """`--mode=predict` (upstream `predict_label.py`) and `--reassign_label=True`: label shards with a checkpoint's
-EMA weights (noisy_student_tf/offline/predict.py does the work)."""
+EMA weights (noisy_student_tf/offline/label_shards.py does the work)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from absl import logging
 from noisy_student_tf.config import PredictConfig
 from noisy_student_tf.errors import UserError
 from noisy_student_tf.models.restore import restore_model
-from noisy_student_tf.offline import predict
+from noisy_student_tf.offline import label_shards
 
 
 def run(cfg: PredictConfig) -> dict:
@@ -25,4 +25,4 @@ def run(cfg: PredictConfig) -> dict:
     keras.mixed_precision.set_global_policy(cfg.precision)
     model, description = restore_model(cfg.model, cfg.checkpoint, use_ema=cfg.use_ema, what="predict_ckpt_path")
     logging.info("%s with %s", "reassigning" if cfg.reassign else "predicting", description)
-    return predict.run(predict.Classifier(model, cfg), cfg)
+    return label_shards.run(label_shards.Classifier(model, cfg), cfg)

@@ -35,7 +35,8 @@ def restore_model(cfg: ModelConfig, checkpoint: str, *, use_ema: bool = True, wh
 
 
 def ema_shadow_key(variable_path: str) -> str:
-    """The name under which `training.ema.WeightEMA`'s shadow of a variable appears in a training checkpoint (TF escapes '.' as '..' and '/' as '.S')."""
+    """The name under which `training.ema.WeightEMA`'s shadow of a variable appears in a training checkpoint
+    (TF escapes '.' as '..' and '/' as '.S')."""
     escaped = variable_path.replace(".", "..").replace("/", ".S")
     return f"ema/shadows/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"
 

@@ -3,7 +3,7 @@
 Beam's own TensorFlow handler loads SavedModels through `tf.keras` and imports tensorflow_hub; Keras 3 refuses
 the first and the package needs neither. This handler builds the network from its config, restores the
 checkpoint's EMA weights (as predict.py does) once per worker, and classifies chunks of encoded images with
-`offline.predict.Classifier`, the code predict.py runs, so both give the same probabilities.
+`offline.label_shards.Classifier`, the code predict.py runs, so both give the same probabilities.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ class TeacherModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
         self._cfg = cfg
 
     def load_model(self):
-        """Returns an `offline.predict.Classifier` of the checkpoint's weights (EMA shadows first)."""
+        """Returns an `offline.label_shards.Classifier` of the checkpoint's weights (EMA shadows first)."""
         import keras
 
         from noisy_student_tf.models.restore import restore_model
-        from noisy_student_tf.offline.predict import Classifier
+        from noisy_student_tf.offline.label_shards import Classifier
 
         keras.mixed_precision.set_global_policy(self._cfg.precision)
         model, _ = restore_model(self._cfg.model, self._cfg.checkpoint, use_ema=self._cfg.use_ema,

@@ -36,7 +36,7 @@ from noisy_student_tf import storage
 from noisy_student_tf.config import BeamConfig, FilterConfig, PredictConfig
 from noisy_student_tf.data import records
 from noisy_student_tf.errors import CheckpointError, OutputError, UnreachableStorage, UserError
-from noisy_student_tf.offline import filter_shards, filtering, predict, provenance, shard_io
+from noisy_student_tf.offline import filter_shards, filtering, label_shards, provenance, shard_io
 from noisy_student_tf.offline.filter_shards import ShardPredictions, STALE_HINT
 
 # Model batches per pipeline element: enough that Beam's per-element cost is small next to the model's, few
@@ -124,7 +124,7 @@ def _units(cfg: BeamConfig) -> list[tuple[int, int]]:
     """(shard, replica) pairs; a reassign unit is a whole filtered shard (replica 0)."""
     p = cfg.predict
     if p.reassign:
-        present = predict.shards_to_reassign(p)
+        present = label_shards.shards_to_reassign(p)
         todo = [s for s in present if not storage.exists(p.reassign_output_path(s))]
         for shard in sorted(set(present) - set(todo)):
             logging.info("shard %d: already reassigned (%s)", shard, p.reassign_output_path(shard))
@@ -152,7 +152,7 @@ def check_inputs(cfg: BeamConfig) -> tuple[BeamConfig, str]:
             shard_io.require_file(p.input_path(shard), "input shard",
                                   "check --label_data_dir, --file_prefix and --num_shards")
     model, description = restore_model(p.model, p.checkpoint, use_ema=p.use_ema, what="predict_ckpt_path")
-    predict.Classifier(model, p)  # the class count
+    label_shards.Classifier(model, p)  # the class count
     return cfg, description
 
 
@@ -267,7 +267,7 @@ def check_complete(keys, expected: list[tuple[int, int]], p: PredictConfig):
 
 def _task_config(f: FilterConfig, task: int) -> FilterConfig:
     """The filter_unlabel job that handles `task`'s files (upstream ran one job per shard and task)."""
-    return f if task == f.task else dataclasses.replace(f, task=task)
+    return f if task == f.replica else dataclasses.replace(f, replica=task)
 
 
 def _source_name(p: PredictConfig, shard: int, worker: int, write_predictions: bool) -> str:
@@ -317,7 +317,7 @@ def write_predictions(keyed, p: PredictConfig):
     for worker, count in zip(predictions.workers, predictions.counts):
         output, info = p.prediction_path(shard, worker), p.info_path(shard, worker)
         shard_io.write_info(info, count)  # first, as predict.py: a prediction file never lacks its count
-        records.write_records(output, predict.prediction_records(predictions.probabilities[offset:offset + count]))
+        records.write_records(output, label_shards.prediction_records(predictions.probabilities[offset:offset + count]))
         offset += count
     return keyed[0]
 
@@ -329,12 +329,12 @@ def filter_shard(keyed, selected, p: PredictConfig, f: FilterConfig, with_predic
     f = _task_config(f, task)
     if with_predictions:
         write_predictions(keyed, p)
-    for path in (f.prelim_path(shard, f.task), f.stats_path(shard, f.task)):
+    for path in (f.prelim_path(shard, f.replica), f.stats_path(shard, f.replica)):
         _forget_inputs(path)
     filter_shards.write_prelim_stats(f, shard, filtering.histogram(predictions.classes, predictions.top_probs,
                                                                    f.num_classes))
     counts = filter_shards.write_filtered_shard(f, shard, predictions, selected)
-    storage.write_json(f.stats_path(shard, f.task), counts)
+    storage.write_json(f.stats_path(shard, f.replica), counts)
     return (shard, task), counts
 
 
@@ -362,7 +362,7 @@ def reassign_shard(keyed, p: PredictConfig):
             yield predictions.probabilities[start:start + len(images)], images
             start += len(images)
 
-    predict.write_reassigned_shard(p, shard, batches(), len(predictions.probabilities))
+    label_shards.write_reassigned_shard(p, shard, batches(), len(predictions.probabilities))
     return keyed[0]
 
 
@@ -376,7 +376,7 @@ def build(pipeline, cfg: BeamConfig, units: list[tuple[int, int]], inputs: dict 
     from noisy_student_tf.offline.beam_inference import TeacherModelHandler
 
     p, f = cfg.predict, cfg.filter
-    per_replica = f is not None and f.task != -1
+    per_replica = f is not None and f.replica != -1
     expected = expected_keys(units, per_replica)
     predictions = (
         pipeline
@@ -415,7 +415,7 @@ def _user_error_in(error: BaseException) -> str | None:
     return found[-1] if found else None
 
 
-class _WorkerDeathWatch:
+class WorkerDeathWatch:
     """Beam 2.77's FnApiRunner in multi_processing mode waits forever once a worker process dies (the thread
     that started it raises "Worker subprocess exited with return code N" and nobody listens). While the pipeline
     runs, this notices that and interrupts the main thread, so the run stops with an error instead of hanging.
@@ -518,7 +518,7 @@ def run(cfg: BeamConfig) -> dict:
     if not units:
         return {"shards": 0}
     start = time.monotonic()
-    with _WorkerDeathWatch() as death:
+    with WorkerDeathWatch() as death:
         # The outer handler also catches the watch's interrupt when it lands while the inner one runs.
         try:
             try:

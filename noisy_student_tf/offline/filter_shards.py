@@ -110,7 +110,7 @@ def _wait_for(cfg: FilterConfig, paths: list[str], what: str, how: str) -> None:
 # --- phase 1 ---
 
 def ensure_prelim_stats(cfg: FilterConfig, shard: int, predictions: ShardPredictions) -> None:
-    path = cfg.prelim_path(shard, cfg.task)
+    path = cfg.prelim_path(shard, cfg.replica)
     inputs = _shard_inputs(cfg, shard)
     if provenance.is_current(path, inputs, rebuild=cfg.rebuild_stale, hint=STALE_HINT):
         return
@@ -120,7 +120,7 @@ def ensure_prelim_stats(cfg: FilterConfig, shard: int, predictions: ShardPredict
 
 def write_prelim_stats(cfg: FilterConfig, shard: int, counts: np.ndarray) -> None:
     """prelim_stats_SSSSS_T.json: one shard's [C, 101] confidence histogram (upstream `get_threshold`)."""
-    storage.write_json(cfg.prelim_path(shard, cfg.task), filtering.histogram_json(counts, all_classes=False))
+    storage.write_json(cfg.prelim_path(shard, cfg.replica), filtering.histogram_json(counts, all_classes=False))
 
 
 def ensure_total_counts(cfg: FilterConfig) -> np.ndarray:
@@ -209,7 +209,7 @@ def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredic
     """Upstream `get_keep_image_idx` and `filter_image_by_idx`: choose copies, then write the kept images'
     original bytes with their pseudo labels, shuffled in chunks, plus sample JPEGs. Returns the per-class record
     counts."""
-    choose_rng, write_rng = filtering.shard_rngs(cfg.seed, shard, cfg.task)
+    choose_rng, write_rng = filtering.shard_rngs(cfg.seed, shard, cfg.replica)
     top_probs = predictions.top_probs
     copies = filtering.select_copies(predictions.classes, top_probs, selected, num_image=cfg.num_image,
                                      max_prob=cfg.max_prob, use_all=cfg.use_all, upsample=cfg.upsample,
@@ -251,7 +251,7 @@ def write_filtered_shard(cfg: FilterConfig, shard: int, predictions: ShardPredic
                 j = int(order[position])
                 i = pending_index[j]
                 label = int(predictions.classes[i])
-                name = "image_{:d}_{:d}_{:d}_{:.2f}.jpeg".format(shard, cfg.task, local_index[i], top_probs[i])
+                name = "image_{:d}_{:d}_{:d}_{:.2f}.jpeg".format(shard, cfg.replica, local_index[i], top_probs[i])
                 image = tf.train.Example.FromString(pending_records[j]).features.feature["image/encoded"]
                 samples.save_sample(image.bytes_list.value[0], storage.join(sample_dir, names[label], name))
             written += len(pending_records)
@@ -345,7 +345,7 @@ def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool, cache: Predic
     _check_replicas(cfg, shard)
     if clean:  # --all_shards cleans once for all its shards
         storage.remove_dead_temporaries(cfg.prelim_stats_dir, cfg.output_dir)
-    stats_path = cfg.stats_path(shard, cfg.task)
+    stats_path = cfg.stats_path(shard, cfg.replica)
     done = provenance.is_current(stats_path, _stats_inputs(cfg, shard), rebuild=cfg.rebuild_stale, hint=STALE_HINT)
     if done and master:
         # The master's shard may be finished while other shards' statistics changed since: bring the global
@@ -358,13 +358,13 @@ def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool, cache: Predic
         if master:
             write_final_stats(cfg)
         return "done"
-    prelim_path = cfg.prelim_path(shard, cfg.task)
+    prelim_path = cfg.prelim_path(shard, cfg.replica)
     if only_get_stats and not master and provenance.is_current(
             prelim_path, _shard_inputs(cfg, shard), rebuild=cfg.rebuild_stale, hint=STALE_HINT):
         logging.info("shard %d already has its prelim stats (%s)", shard, prelim_path)
         return "stats"
 
-    key = (cfg.task, shard)
+    key = (cfg.replica, shard)
     predictions = (cache.pop(key) if cache else None) or read_shard_predictions(cfg, shard)
     ensure_prelim_stats(cfg, shard, predictions)
     if master:
@@ -388,8 +388,8 @@ def run_shard(cfg: FilterConfig, shard: int, only_get_stats: bool, cache: Predic
 
 def run_all_shards(cfg: FilterConfig, num_workers: int | None = None) -> dict:
     """Both phases over every shard (and every task) in one process, shards in parallel threads."""
-    tasks = [-1] if cfg.task == -1 else list(range(cfg.total_replicas))
-    jobs = [dataclasses.replace(cfg, task=task) for task in tasks]
+    tasks = [-1] if cfg.replica == -1 else list(range(cfg.total_replicas))
+    jobs = [dataclasses.replace(cfg, replica=task) for task in tasks]
     master = jobs[0]
     others = [(job, shard) for job in jobs for shard in range(cfg.num_shards) if not job.is_master(shard)]
     workers = num_workers or os.cpu_count() or 1

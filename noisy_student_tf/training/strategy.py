@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import keras
 import tensorflow as tf
 from absl import logging
 
@@ -74,16 +73,3 @@ def is_chief(strategy) -> bool:
         return True
     return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
                                                and "chief" not in resolver.cluster_spec().as_dict())
-
-
-def set_precision(use_bfloat16: bool, mixed_precision: str | None) -> str:
-    """--use_bfloat16 maps to mixed_bfloat16; --mixed_precision=float16 to mixed_float16 (with loss scaling)."""
-    if mixed_precision not in (None, "", "float32", "bfloat16", "float16"):
-        raise UserError(f"--mixed_precision must be float32, bfloat16 or float16, got {mixed_precision!r}")
-    policy = "float32"
-    if mixed_precision == "float16":
-        policy = "mixed_float16"
-    elif use_bfloat16 or mixed_precision == "bfloat16":
-        policy = "mixed_bfloat16"
-    keras.mixed_precision.set_global_policy(policy)
-    return policy

@@ -39,8 +39,16 @@ def predict_command(root, teacher, out):
             f"--output_dir={out}/predict_label", f"--info_dir={out}/info", "--predict_batch_size=4"]
 
 
+def config_fields(settings):
+    """`filter_settings` as FilterConfig's fields: upstream's --task is its `replica`."""
+    fields = dict(settings)
+    fields["replica"] = fields.pop("task")
+    return fields
+
+
 def filter_settings(root, predictions, out):
-    """The filter's settings, named as both filter_unlabel.py's flags and FilterConfig's fields."""
+    """The filter's settings, named as filter_unlabel.py's flags (and FilterConfig's fields, but for --task:
+    `config_fields`)."""
     return dict(input_dir=root / "unl", file_prefix="extra", prediction_dir=predictions / "predict_label",
                 info_dir=predictions / "info", prelim_stats_dir=out / "prelim_stats", output_dir=out / "filter_data",
                 num_shards=NUM_SHARDS, task=0, num_image=60)
@@ -69,8 +77,8 @@ def test_sigkilled_per_shard_filter_jobs_resume(setup, tmp_path):
                                                     [fault_harness.temp_appears(out / "filter_data" / "data")],
                                                     fresh=True)
             else:
-                jobs_helper.filter_job(**filter_settings(root, predictions, out), num_classes=10, shard_id=shard,
-                                       only_get_stats=bool(phase))
+                jobs_helper.filter_job(**config_fields(filter_settings(root, predictions, out)), num_classes=10,
+                                       shard_id=shard, only_get_stats=bool(phase))
     assert fault_harness.tree(out) == expected
     assert fault_harness.temporaries(str(out)) == []
 

@@ -52,7 +52,7 @@ def inputs(tmp_path_factory):
     jobs_helper.predict_job(teacher, root / "unl", offline / "predict_label", seed=1, file_prefix="extra",
                             num_shards=NUM_SHARDS, shards=tuple(range(NUM_SHARDS)), info_dir=str(offline / "info"),
                             batch_size=4)
-    jobs_helper.filter_job(**filter_settings(root, offline), num_classes=10, all_shards=True)
+    jobs_helper.filter_job(**config_fields(filter_settings(root, offline)), num_classes=10, all_shards=True)
     # SVHN's three .mat files, tiny.
     rng = np.random.RandomState(0)
     (root / "svhn_raw").mkdir()
@@ -75,8 +75,16 @@ def predict_args(root, out):
                      f"--output_dir={out}/predict_label", f"--info_dir={out}/info", "--predict_batch_size=4"]
 
 
+def config_fields(settings):
+    """`filter_settings` as FilterConfig's fields: upstream's --task is its `replica`."""
+    fields = dict(settings)
+    fields["replica"] = fields.pop("task")
+    return fields
+
+
 def filter_settings(root, predictions, out=None):
-    """The filter's settings, named as both filter_unlabel.py's flags and FilterConfig's fields."""
+    """The filter's settings, named as filter_unlabel.py's flags (and FilterConfig's fields, but for --task:
+    `config_fields`)."""
     out = out or predictions
     return dict(input_dir=root / "unl", file_prefix="extra", prediction_dir=predictions / "predict_label",
                 info_dir=predictions / "info", prelim_stats_dir=out / "prelim_stats", output_dir=out / "filter_data",

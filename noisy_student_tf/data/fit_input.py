@@ -103,7 +103,8 @@ def _stream(dataset: tf.data.Dataset, size: int | None, seed: int, shuffle: bool
 
 
 def noisy_student_dataset(labeled, unlabeled=None, *, batch_size: int, unlabel_ratio: float = 1.0,
-                          label_data_sample_prob: float = 1.0, image_size: int | None = None, small_image_model: bool | None = None,
+                          label_data_sample_prob: float = 1.0, image_size: int | None = None,
+                          small_image_model: bool | None = None,
                           augment: AugmentConfig | None = None, teacher_image_size: int | None = None,
                           shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
     """Endless training batches for `NoisyStudent` from arrays or datasets.

@@ -44,7 +44,7 @@ def pseudo_label(teacher, images, *, batch_size: int = 64, mean=None, std=None) 
     """The teacher's class probabilities for unlabeled images (upstream `predict_label.py`, `run_prediction`).
 
     The teacher runs in inference mode (`training=False`) and its float32 logits go through a softmax, as the
-    predict job does (`offline.predict.Classifier`). Images are used as given: unlike the predict job, nothing
+    predict job does (`offline.label_shards.Classifier`). Images are used as given: unlike the predict job, nothing
     decodes, crops or resizes them, so they must already have the teacher's input size.
 
     Args:

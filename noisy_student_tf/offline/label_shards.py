@@ -1,4 +1,5 @@
-"""Prediction with a trained model's EMA weights and reassign (upstream `predict_label.py`, `run_prediction`).
+"""Labelling shards with a trained model's EMA weights: predict and reassign (upstream `predict_label.py`,
+`run_prediction`).
 
 predict: for each shard, the records i of `<input_dir>/<file_prefix>-SSSSS-of-NNNNN` with
 i % total_replicas == worker_id are classified in file order and written as `train-info-SSSSS-of-NNNNN-WWWWW`
@@ -33,8 +34,8 @@ SAMPLE_NUMERATOR = 30000.0
 
 
 def _decode_parallelism() -> int:
-    """Decoding is light next to the model: on a CPU-only machine, AUTOTUNE's decode threads took cores the
-    model needed (measured 10-20% slower on 2 cores), so a quarter of the cores decode; with a GPU, AUTOTUNE."""
+    """Decoding is light next to the model: on a CPU-only machine, AUTOTUNE's decode threads take cores the
+    model needs (prediction was slower with them), so a quarter of the cores decode; with a GPU, AUTOTUNE."""
     if tf.config.list_logical_devices("GPU"):
         return tf.data.AUTOTUNE
     return max(1, (os.cpu_count() or 1) // 4)

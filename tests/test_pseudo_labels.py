@@ -1,4 +1,4 @@
-"""The in-memory pseudo-labelling API (`offline.in_memory`) against the filter job and a direct forward pass.
+"""The in-memory pseudo-labelling API (`offline.pseudo_labels`) against the filter job and a direct forward pass.
 
 The selection is compared with what `filter_unlabel.py` (`jobs.filter_unlabel.run`, --all_shards) writes for the
 same predictions in files: every image is distinct, so the written records' image bytes tell which source image
@@ -17,7 +17,7 @@ import tensorflow as tf
 import offline_data
 import tiny_data
 from noisy_student_tf.jobs import filter_unlabel
-from noisy_student_tf.offline import in_memory
+from noisy_student_tf.offline import pseudo_labels
 from noisy_student_tf.config import FilterConfig
 
 C = 4
@@ -91,7 +91,7 @@ def filter_job_copies(root, probabilities, row_of, name, **flags):
 def test_selection_equals_what_the_filter_job_writes(unlabeled, name, flags):
     root, probabilities, row_of = unlabeled
     expected = filter_job_copies(root, probabilities, row_of, name, **flags)
-    copies = in_memory.select_pseudo_labels(probabilities, shard_sizes=SHARD_SIZES, **flags)
+    copies = pseudo_labels.select_pseudo_labels(probabilities, shard_sizes=SHARD_SIZES, **flags)
     assert copies.dtype == np.int64 and copies.shape == (len(probabilities),)
     np.testing.assert_array_equal(copies, expected)
     # Not a degenerate case: some images are dropped, and with balancing some are repeated.
@@ -104,21 +104,21 @@ def test_selection_equals_what_the_filter_job_writes(unlabeled, name, flags):
 
 def test_the_seed_and_the_shard_split_change_the_draws(unlabeled):
     _, probabilities, _ = unlabeled
-    base = in_memory.select_pseudo_labels(probabilities, num_image=40, shard_sizes=SHARD_SIZES)
-    assert (base != in_memory.select_pseudo_labels(probabilities, num_image=40, shard_sizes=SHARD_SIZES,
+    base = pseudo_labels.select_pseudo_labels(probabilities, num_image=40, shard_sizes=SHARD_SIZES)
+    assert (base != pseudo_labels.select_pseudo_labels(probabilities, num_image=40, shard_sizes=SHARD_SIZES,
                                                    seed=7)).any()
-    assert (base != in_memory.select_pseudo_labels(probabilities, num_image=40)).any()
+    assert (base != pseudo_labels.select_pseudo_labels(probabilities, num_image=40)).any()
 
 
 def test_indices_from_copies_repeats_each_row():
-    np.testing.assert_array_equal(in_memory.indices_from_copies(np.array([2, 0, 1, 3])), [0, 0, 2, 3, 3, 3])
+    np.testing.assert_array_equal(pseudo_labels.indices_from_copies(np.array([2, 0, 1, 3])), [0, 0, 2, 3, 3, 3])
     with pytest.raises(ValueError, match="`copies`"):
-        in_memory.indices_from_copies(np.array([1, -1]))
+        pseudo_labels.indices_from_copies(np.array([1, -1]))
 
 
 def test_defaults_are_the_filter_flag_defaults():
     defaults = {f.name: f.default for f in dataclasses.fields(FilterConfig)}
-    parameters = inspect.signature(in_memory.select_pseudo_labels).parameters
+    parameters = inspect.signature(pseudo_labels.select_pseudo_labels).parameters
     for name in ("min_threshold", "max_prob", "use_top", "use_all", "upsample", "seed"):
         assert parameters[name].default == defaults[name], name
     assert parameters["num_image"].default is inspect.Parameter.empty
@@ -141,37 +141,37 @@ def test_pseudo_label_is_the_softmax_of_the_teachers_logits_in_inference_mode():
         expected = tf.nn.softmax(teacher(model_input.astype(np.float32), training=False)).numpy()
         kwargs = dict(zip(("mean", "std"), normalization))
         for data in (images, tf.data.Dataset.from_tensor_slices(images)):
-            result = in_memory.pseudo_label(teacher, data, batch_size=16, **kwargs)
+            result = pseudo_labels.pseudo_label(teacher, data, batch_size=16, **kwargs)
             assert result.dtype == np.float32 and result.shape == (37, 5)
             np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
     # The normalisation matters, so the comparison above can tell the two cases apart.
-    assert not np.allclose(in_memory.pseudo_label(teacher, images), in_memory.pseudo_label(teacher, images,
+    assert not np.allclose(pseudo_labels.pseudo_label(teacher, images), pseudo_labels.pseudo_label(teacher, images,
                                                                                            mean=mean, std=std))
 
 
 def test_bad_inputs_are_refused_naming_the_argument():
     teacher = small_teacher()
     with pytest.raises(ValueError, match=r"`images` must be \[N, H, W, 3\].*got shape \(4, 8, 8\)"):
-        in_memory.pseudo_label(teacher, np.zeros((4, 8, 8), np.uint8))
+        pseudo_labels.pseudo_label(teacher, np.zeros((4, 8, 8), np.uint8))
     with pytest.raises(ValueError, match=r"`images` must be a dataset of single images"):
-        in_memory.pseudo_label(teacher, tf.data.Dataset.from_tensor_slices(np.zeros((4, 8, 8, 3))).batch(2))
+        pseudo_labels.pseudo_label(teacher, tf.data.Dataset.from_tensor_slices(np.zeros((4, 8, 8, 3))).batch(2))
     with pytest.raises(ValueError, match=r"teacher's output must be logits \[batch, classes\]"):
-        in_memory.pseudo_label(small_teacher(output_rank=4), np.zeros((4, 8, 8, 3), np.uint8))
+        pseudo_labels.pseudo_label(small_teacher(output_rank=4), np.zeros((4, 8, 8, 3), np.uint8))
     broken = small_teacher()
     broken.layers[-1].set_weights([np.full((192, 5), np.nan, np.float32), np.zeros(5, np.float32)])
     with pytest.raises(ValueError, match=r"teacher's logits for image 0 are NaN"):
-        in_memory.pseudo_label(broken, np.ones((3, 8, 8, 3), np.uint8))
+        pseudo_labels.pseudo_label(broken, np.ones((3, 8, 8, 3), np.uint8))
 
     probabilities = predictions()
     nan = probabilities.copy()
     nan[5, 1] = np.nan
     with pytest.raises(ValueError, match=r"`probabilities` row 5 has NaN"):
-        in_memory.select_pseudo_labels(nan, num_image=10)
+        pseudo_labels.select_pseudo_labels(nan, num_image=10)
     with pytest.raises(ValueError, match=r"`probabilities` must lie in \[0, 1\]"):
-        in_memory.select_pseudo_labels(probabilities * 2, num_image=10)
+        pseudo_labels.select_pseudo_labels(probabilities * 2, num_image=10)
     with pytest.raises(ValueError, match=r"`probabilities` must be a float array \[N, classes\]"):
-        in_memory.select_pseudo_labels(probabilities[0], num_image=10)
+        pseudo_labels.select_pseudo_labels(probabilities[0], num_image=10)
     with pytest.raises(ValueError, match=r"`shard_sizes` must be counts summing to the 190 rows"):
-        in_memory.select_pseudo_labels(probabilities, num_image=10, shard_sizes=[100, 80])
+        pseudo_labels.select_pseudo_labels(probabilities, num_image=10, shard_sizes=[100, 80])
     with pytest.raises(ValueError, match=r"`max_prob`=0.5 must be above `min_threshold`=0.6"):
-        in_memory.select_pseudo_labels(probabilities, num_image=10, min_threshold=0.6, max_prob=0.5)
+        pseudo_labels.select_pseudo_labels(probabilities, num_image=10, min_threshold=0.6, max_prob=0.5)
