@@ -9,9 +9,17 @@ The Python API (TensorFlow is imported on first use, so `import noisy_student_tf
   selection, in memory.
 * `TF1RMSProp`, `UpstreamLearningRate`: the original optimizer and learning-rate schedule.
 * `build_model`: the original EfficientNets (input: normalised images; see `tasks` for the mean and std).
+
+After `import noisy_student_tf`, a saved `NoisyStudent` (`.keras`, or a `ModelCheckpoint` file) loads with plain
+`keras.saving.load_model` (`keras_objects`).
 """
 
 __version__ = "0.1.0"
+
+from noisy_student_tf import keras_objects as _keras_objects  # noqa: E402 (TF-free)
+
+# A saved NoisyStudent loads with plain keras.saving.load_model once the package is imported.
+_keras_objects.register_when_keras_is_imported()
 
 # Public name -> the module that defines it.
 _EXPORTS = {

@@ -128,6 +128,23 @@ def test_bad_batches_are_refused_naming_the_part():
     with pytest.raises(ValueError, match="no 'probs'"):
         model.fit(tf.data.Dataset.from_tensors({"labeled": {"image": images, "label": np.zeros(4, np.int32)},
                                                 "unlabeled": {"image": images}}), verbose=0)
+    unknown_rank = tf.data.Dataset.from_tensors((images, np.zeros(4, np.int32))).map(
+        lambda x, y: (tf.py_function(lambda t: t, [x], tf.float32), y))
+    with pytest.raises(ValueError, match=r"\['image'\] must be images.*unknown rank.*set_shape"):
+        model.fit(unknown_rank, verbose=0)
+
+
+def test_a_trained_noisy_student_teaches_with_its_averaged_weights():
+    trained = NoisyStudent(small_classifier(10), moving_average_decay=0.5)
+    trained.compile(optimizer="sgd")
+    images = np.random.RandomState(0).uniform(0, 255, (4, 8, 8, 3)).astype(np.float32)
+    trained.fit(images, np.arange(4), epochs=2, verbose=0)
+    student = NoisyStudent(small_classifier(10), trained)
+    np.testing.assert_allclose(student.teacher(images, training=False), trained.predict(images, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(student.teacher(images, training=False), trained(images), atol=1e-4)
+    with pytest.raises(ValueError, match="the teacher normalises with mean=None"):
+        NoisyStudent(small_classifier(10), trained, mean=(1, 1, 1), std=(2, 2, 2))
 
 
 @pytest.mark.parametrize("call, message", [
@@ -140,12 +157,59 @@ def test_bad_batches_are_refused_naming_the_part():
     (lambda x, y: noisy_student_dataset((x, y), x, batch_size=0), "`batch_size` must be a positive integer"),
     (lambda x, y: noisy_student_dataset((x, y), batch_size=2, image_size=16, small_image_model=True),
      "small-image recipe takes them as they are"),
-], ids=["rank", "channels", "label-dtype", "lengths", "unlabeled-with-labels", "batch-size", "small-size"])
+    (lambda x, y: noisy_student_dataset(tf.data.Dataset.from_tensor_slices((x, y)).map(
+        lambda a, b: (tf.py_function(lambda t: t, [a], tf.uint8), b)), batch_size=2), "unknown shape.*set_shape"),
+], ids=["rank", "channels", "label-dtype", "lengths", "unlabeled-with-labels", "batch-size", "small-size",
+        "unknown-rank"])
 def test_bad_data_is_refused_naming_the_argument(call, message):
     x = np.zeros((6, 8, 8, 3), np.uint8)
     y = np.arange(6) % 3
     with pytest.raises(ValueError, match=message):
         call(x, y)
+
+
+def test_ema_student_with_and_without_the_normalisation(tmp_path):
+    """ema_student() is the bare network (normalised images in); with include_normalization it takes 0..255
+    images and gives predict()'s logits, and reloads with plain Keras. NumPy's int64 labels train as well."""
+    import keras
+
+    from noisy_student_tf.models import build_model
+    from noisy_student_tf.models.inference import normalize
+
+    mean, std = (120.0, 110.0, 100.0), (60.0, 50.0, 40.0)
+    model = NoisyStudent(build_model("efficientnet-b0", 4, small_image_model=True, width_coefficient=0.25,
+                                     depth_coefficient=0.25), unlabel_ratio=0, mean=mean, std=std,
+                         moving_average_decay=0.5)
+    model.compile(optimizer=TF1RMSProp(UpstreamLearningRate(0.1, 4, 8, 4)))
+    rng = np.random.RandomState(0)
+    images = rng.uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    model.fit(tf.data.Dataset.from_tensor_slices((images, np.arange(8) % 4)).batch(4), epochs=1, verbose=0)
+    expected = model.predict(images, verbose=0)
+    assert not np.allclose(expected, model(images).numpy(), atol=1e-3)  # the averages differ from the weights
+    bare = model.ema_student()
+    np.testing.assert_allclose(bare(normalize(images, mean, std), training=False), expected, rtol=1e-4, atol=1e-4)
+    assert np.abs(bare(images, training=False).numpy() - expected).max() > 1e-2  # raw images are not its input
+    on_images = model.ema_student(include_normalization=True)
+    np.testing.assert_allclose(on_images(images, training=False), expected, rtol=1e-4, atol=1e-4)
+    on_images.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded(images, training=False), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_fit_refuses_an_endless_dataset_without_steps_and_warns_off_schedule():
+    from noisy_student_tf.models import build_model
+
+    model = NoisyStudent(build_model("efficientnet-b0", 4, small_image_model=True, width_coefficient=0.25,
+                                     depth_coefficient=0.25), unlabel_ratio=0)
+    model.compile(optimizer=TF1RMSProp(UpstreamLearningRate(0.016, 4, 8, train_steps=3)))
+    x = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    endless = noisy_student_dataset((x, np.arange(8) % 4), batch_size=4)
+    with pytest.raises(ValueError, match="never ends.*pass steps_per_epoch"):
+        model.fit(endless, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 0
+    with pytest.warns(UserWarning, match="2 steps .* schedule runs 3"):
+        model.fit(endless, epochs=2, steps_per_epoch=1, verbose=0)
+    assert int(model.optimizer.iterations.numpy()) == 2
 
 
 def test_dataset_batches_have_the_command_line_structure_and_ratio():
@@ -232,3 +296,13 @@ def test_backup_and_restore_resumes_a_sigkilled_fit_to_the_uninterrupted_result(
     assert isinstance(loaded, NoisyStudent)
     for path, value in loaded.ema.values().items():
         assert_close(value, expected["ema:" + path], "EMA in the .keras file: " + path)
+
+
+def test_summary_shows_the_student_and_what_else_the_model_holds():
+    student = small_classifier(10)
+    model = NoisyStudent(student, small_classifier(10))
+    lines = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    text = "\n".join(lines)
+    assert "conv2d" in text.lower() and f"{student.count_params():,}" in text  # the student's layers and total
+    assert lines[-1].startswith(f"{model.name} also holds the teacher") and "moving averages of" in lines[-1]

@@ -46,6 +46,9 @@ def _as_dataset(data, argument: str) -> tuple[tf.data.Dataset, int | None]:
 
 
 def _check_image_spec(spec, argument: str) -> tuple[int | None, int | None]:
+    if isinstance(spec, tf.TensorSpec) and spec.shape.rank is None:
+        _fail(argument, "gives images of unknown shape (e.g. from tf.py_function): set it in your map function, "
+                        "e.g. image.set_shape([height, width, 3])")
     if not isinstance(spec, tf.TensorSpec) or spec.shape.rank != 3:
         shape = getattr(spec, "shape", spec)
         _fail(argument, f"must give images [height, width, 3] one by one (arrays: [N, height, width, 3]); got "

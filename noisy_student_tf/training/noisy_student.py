@@ -17,12 +17,16 @@ What one step does, as upstream:
 
 from __future__ import annotations
 
+import inspect
+import warnings
+
 import keras
 import tensorflow as tf
 
 from noisy_student_tf.models.inference import normalize
 from noisy_student_tf.training import losses, objective
 from noisy_student_tf.training.ema import WeightEMA, ema_variables
+from noisy_student_tf.training.schedule import UpstreamLearningRate
 
 # Upstream's summary names (TensorBoard scalars of the command-line trainer) -> the names `fit()` logs.
 KERAS_METRIC_NAMES = {
@@ -74,6 +78,13 @@ class NoisyStudent(keras.Model):
     stored pseudo labels. A plain `(images, labels)` batch trains the student supervised (a teacher).
     `evaluate()` and `predict()` use the moving average of the weights; calling the model uses the current ones.
 
+    `fit()` logs the epoch means of: `loss` (the whole loss, weight decay included), `accuracy` (top-1 on the
+    *noised* labeled images of the step, not a clean accuracy), `labeled_loss`, `labeled_confidence`, `data_loss`
+    (the loss without weight decay), `unlabeled_loss`, `teacher_agreement` (the student's top-1 against the
+    targets' class), `unlabeled_confidence`, `target_confidence` (upstream's summary names are in
+    `KERAS_METRIC_NAMES`). `evaluate()` reports `loss`, `accuracy` and `top_5_accuracy` with the averaged weights
+    on clean images. `summary()` shows the student.
+
     Images are float 0..255, channels last. With `mean` and `std` the model normalises them ((x - mean) / std per
     channel, as upstream; the EfficientNets of this package expect that); without, they reach the networks as
     they are (keras.applications networks normalise inside).
@@ -81,7 +92,9 @@ class NoisyStudent(keras.Model):
     Args:
         student: a built `keras.Model` from images to logits [batch, num_classes] (not probabilities).
         teacher: a built `keras.Model` with the same classes, used frozen and in inference mode on the clean view
-            (online teacher); None when the pseudo labels come with the data, or for supervised training.
+            (online teacher); None when the pseudo labels come with the data, or for supervised training. A
+            trained `NoisyStudent` teaches with its averaged weights (`ema_student()`; it must normalise as this
+            model does).
         num_classes: the number of classes; default: the student's output size.
         unlabel_ratio: r, the weight of the unlabeled loss (upstream `--unlabel_ratio`); the data should hold r
             unlabeled images per labeled one. 0 trains on the labeled images only.
@@ -106,6 +119,15 @@ class NoisyStudent(keras.Model):
             if classes is None:
                 raise ValueError("NoisyStudent: pass num_classes (the student's output size is not known)")
             num_classes = classes
+        if (mean is None) != (std is None):
+            raise ValueError("NoisyStudent: give both mean and std, or neither")
+        if isinstance(teacher, NoisyStudent):
+            # A trained NoisyStudent teaches with its averaged weights, as pseudo_label() and predict() do.
+            if (teacher.mean, teacher.std) != (_floats(mean), _floats(std)):
+                raise ValueError(f"NoisyStudent: the teacher normalises with mean={teacher.mean}, std={teacher.std} "
+                                 f"but this model with mean={_floats(mean)}, std={_floats(std)}: give both the same "
+                                 "normalisation, or pass a plain network as the teacher")
+            teacher = teacher.ema_student()
         if teacher is not None:
             _check_classifier(teacher, "teacher", num_classes)
         if unlabel_ratio < 0:
@@ -113,8 +135,6 @@ class NoisyStudent(keras.Model):
         if teacher_softmax_temp != -1 and teacher_softmax_temp <= 0:
             raise ValueError(f"NoisyStudent: teacher_softmax_temp must be positive or -1 (hard targets), "
                              f"got {teacher_softmax_temp}")
-        if (mean is None) != (std is None):
-            raise ValueError("NoisyStudent: give both mean and std, or neither")
         self.student = student
         self.teacher = teacher
         if teacher is not None:
@@ -126,8 +146,7 @@ class NoisyStudent(keras.Model):
         self.weight_decay = float(weight_decay)
         self.moving_average_decay = float(moving_average_decay)
         self.label_data_sample_prob = float(label_data_sample_prob)
-        self.mean = None if mean is None else [float(m) for m in mean]
-        self.std = None if std is None else [float(s) for s in std]
+        self.mean, self.std = _floats(mean), _floats(std)
         self.run_seed = keras.Variable(int(seed), dtype="int64", trainable=False, name="seed")
         self.ema = None
         if self.moving_average_decay > 0:
@@ -155,6 +174,34 @@ class NoisyStudent(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         # Built now, in the caller's strategy scope, so that checkpoints and BackupAndRestore find its slots.
         self.optimizer.build(self.student.trainable_variables)
+
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`, with two checks first.
+
+        An endless dataset (`noisy_student_dataset` repeats forever) without `steps_per_epoch` is refused: its
+        epoch would never end. With the upstream schedule (`UpstreamLearningRate`), a warning says when
+        `epochs x steps_per_epoch` from step 0 does not end where the schedule does.
+
+        Args:
+            *args, **kwargs: `keras.Model.fit`'s.
+
+        Returns:
+            `fit()`'s `History`.
+        """
+        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs).arguments
+        data, steps = bound.get("x"), bound.get("steps_per_epoch")
+        if steps is None and isinstance(data, tf.data.Dataset) and \
+                int(data.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+            raise ValueError("NoisyStudent.fit: `x` never ends (noisy_student_dataset repeats forever), so an epoch "
+                             "would never end: pass steps_per_epoch (e.g. the schedule's train_steps, with epochs=1)")
+        schedule = getattr(self.optimizer, "_learning_rate", None)
+        if steps and isinstance(schedule, UpstreamLearningRate) and int(self.optimizer.iterations.numpy()) == 0:
+            planned = (bound.get("epochs", 1) - bound.get("initial_epoch", 0)) * steps
+            if planned != schedule.schedule.last_step:
+                warnings.warn(f"NoisyStudent.fit: {planned} steps (epochs x steps_per_epoch), but the learning-rate "
+                              f"schedule runs {schedule.schedule.last_step} (UpstreamLearningRate's train_steps): "
+                              "training stops before it ends, or goes on at its last rate", stacklevel=2)
+        return super().fit(*args, **kwargs)
 
     def get_compile_config(self):
         return super().get_compile_config()
@@ -185,6 +232,23 @@ class NoisyStudent(keras.Model):
                 variable.assign(store[f"{own + i}"])
             store = {f"{i}": store[f"{i}"] for i in range(own)}
         super().load_own_variables(store)
+
+    def summary(self, *args, **kwargs):
+        """`keras.Model.summary` of the student (the network `fit()` trains), then a line on what this model holds
+        besides it: the frozen teacher and the moving averages (a second copy of the averaged weights).
+
+        Args:
+            *args, **kwargs: `keras.Model.summary`'s.
+        """
+        self.student.summary(*args, **kwargs)
+        held = []
+        if self.teacher is not None:
+            held.append(f"the teacher {self.teacher.name!r} ({self.teacher.count_params():,} parameters, frozen)")
+        if self.ema is not None:
+            values = sum(int(v.shape.num_elements()) for v in self.ema.shadows.values())
+            held.append(f"moving averages of {values:,} values (not trained)")
+        if held:
+            (kwargs.get("print_fn") or print)(f"{self.name} also holds " + " and ".join(held) + ".")
 
     @property
     def metrics(self):
@@ -268,6 +332,7 @@ class NoisyStudent(keras.Model):
         unlabeled = batch.get("unlabeled") if self.unlabel_ratio else None
         labels = labeled["label"]
         _check_batch(labeled["image"], labels, "batch['labeled']")
+        labels = tf.cast(labels, tf.int32)  # any integer type (NumPy's int64 labels too)
         lab_batch = labels.shape[0] if labels.shape[0] is not None else tf.shape(labels)[0]
         images = labeled["image"]
         if unlabeled is not None:
@@ -349,31 +414,55 @@ class NoisyStudent(keras.Model):
         images = data[0] if isinstance(data, (tuple, list)) else data
         return self.inference_logits(images)
 
-    def ema_student(self) -> keras.Model:
-        """A copy of the student holding the averaged weights (for export, or as the next teacher).
+    def ema_student(self, include_normalization: bool = False) -> keras.Model:
+        """A copy of the student holding the averaged weights (as the next student or teacher, or for export).
+
+        Note: by default the copy is the bare network, which takes *normalised* images: the `mean` and `std` this
+        model was given are not in it (a `NoisyStudent` built around it applies its own). For a model that takes
+        0..255 images, as this one's `predict()` does, pass `include_normalization=True`.
+
+        Args:
+            include_normalization: put this model's normalisation in front of the copy, as a Keras
+                `Normalization` layer (so the result loads with plain `keras.saving.load_model`).
 
         Returns:
             A new `keras.Model` (`keras.models.clone_model` of the student) with the averaged weights and batch-norm
-            statistics, and the student's other weights.
+            statistics, and the student's other weights; with `include_normalization`, from 0..255 images to the
+            logits of `predict()`.
         """
         copy = keras.models.clone_model(self.student)
         copy.set_weights([v.numpy() for v in self._averaged(self.student.weights)])
-        return copy
+        if not include_normalization or self.mean is None:
+            return copy
+        images = keras.Input(self.student.input_shape[1:], name="images")
+        normalized = keras.layers.Normalization(mean=self.mean, variance=[s * s for s in self.std],
+                                                name="normalization")(images)
+        return keras.Model(images, copy(normalized), name=f"{copy.name}_on_images")
+
+
+def _shape_text(shape) -> str:
+    return "unknown" if shape.rank is None else str(tuple(shape))
+
+
+def _floats(values):
+    return None if values is None else [float(v) for v in values]
 
 
 def _check_logits(logits, num_classes: int, who: str) -> None:
     if logits.shape.rank != 2 or (logits.shape[-1] is not None and logits.shape[-1] != num_classes):
         raise ValueError(f"NoisyStudent: the {who} must return logits [batch, {num_classes}], got shape "
-                         f"{tuple(logits.shape)}")
+                         f"{_shape_text(logits.shape)}")
 
 
 def _check_batch(images, labels, where: str) -> None:
     if images.shape.rank != 4:
+        hint = (" (unknown rank: after a tf.py_function, set it, e.g. image.set_shape([height, width, 3]))"
+                if images.shape.rank is None else "")
         raise ValueError(f"NoisyStudent: {where}['image'] must be images [batch, height, width, channels], got "
-                         f"shape {tuple(images.shape)}")
+                         f"shape {_shape_text(images.shape)}{hint}")
     if labels.shape.rank != 1 or not labels.dtype.is_integer:
         raise ValueError(f"NoisyStudent: {where}['label'] must be integer class indices [batch], got "
-                         f"{labels.dtype.name} of shape {tuple(labels.shape)}")
+                         f"{labels.dtype.name} of shape {_shape_text(labels.shape)}")
 
 
 def _unpack_labeled(data):
