@@ -115,6 +115,16 @@ def test_bad_models_are_refused_naming_the_argument():
         NoisyStudent(lambda x: x)
     with pytest.raises(ValueError, match="teacher_softmax_temp"):
         NoisyStudent(small_classifier(), teacher_softmax_temp=0)
+    import keras
+
+    probabilities = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                                      keras.layers.Dense(10, activation="softmax", name="probs")])
+    with pytest.raises(ValueError, match="`student` ends in a softmax .*'probs'.*returns probabilities"):
+        NoisyStudent(probabilities)
+    softmax_layer = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(10),
+                                      keras.layers.Activation("softmax")])
+    with pytest.raises(ValueError, match="`teacher` ends in a softmax"):
+        NoisyStudent(small_classifier(10), softmax_layer)
     with pytest.raises(ValueError, match="`loss` is not used"):
         NoisyStudent(small_classifier()).compile(optimizer="sgd", loss="mse")
 

@@ -54,6 +54,16 @@ def _output_classes(model) -> int | None:
     return shape[-1]
 
 
+def _output_activation(model) -> str | None:
+    """'softmax' or 'sigmoid' when the model's last layer applies one (its output is then probabilities)."""
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return None
+    activation = getattr(layers[-1], "activation", None)
+    name = getattr(activation, "__name__", None) or (activation if isinstance(activation, str) else None)
+    return name if name in ("softmax", "sigmoid") else None
+
+
 def _check_classifier(model, argument: str, num_classes: int | None) -> int | None:
     if not isinstance(model, keras.Model):
         raise TypeError(f"NoisyStudent: `{argument}` must be a keras.Model returning logits [batch, classes], "
@@ -61,6 +71,11 @@ def _check_classifier(model, argument: str, num_classes: int | None) -> int | No
     if not model.built:
         raise ValueError(f"NoisyStudent: `{argument}` is not built; build it first (call it on a batch, or give "
                          "its Input shape) so that its weights exist")
+    activation = _output_activation(model)
+    if activation is not None:
+        raise ValueError(f"NoisyStudent: `{argument}` ends in a {activation} ({model.layers[-1].name!r}), so it "
+                         "returns probabilities, but the losses take logits: build its last layer without an "
+                         "activation (keras.applications: classifier_activation=None)")
     classes = _output_classes(model)
     if classes is not None and num_classes is not None and classes != num_classes:
         raise ValueError(f"NoisyStudent: `{argument}` returns {classes} logits per image but num_classes is "
