@@ -37,3 +37,13 @@ def test_pseudo_label_encoding_parses_like_a_built_example(num_classes, label, i
     assert parsed["image/encoded"].numpy() == image
     assert int(parsed["label"]) == label and parsed["prob"].numpy() == prob
     np.testing.assert_array_equal(parsed["probabilities"].numpy(), probabilities)
+
+
+@pytest.mark.parametrize("records_in_file, replicas", [(0, 3), (1, 3), (7, 1), (7, 3), (9, 3), (10, 4)])
+def test_replica_counts_from_one_read_equal_each_replicas_own_count(tmp_path, records_in_file, replicas):
+    from noisy_student_tf.offline import shard_io
+
+    path = str(tmp_path / "train-00000-of-00001")
+    records.write_records(path, (records.labeled_example(b"x", 1) for _ in range(records_in_file)))
+    expected = [shard_io.count_records(path, total_replicas=replicas, worker_id=w) for w in range(replicas)]
+    assert shard_io.replica_counts(path, replicas) == expected and sum(expected) == records_in_file

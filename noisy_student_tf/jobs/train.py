@@ -96,9 +96,9 @@ def run_record(cfg: TrainConfig) -> tuple[str, dict]:
         (file name, JSON-able value).
     """
     if cfg.flag_values is None:
-        fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "flag_values"}
-        return "config.json", {name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
-                               for name, value in fields.items()}
+        record = dataclasses.asdict(cfg)
+        del record["flag_values"]
+        return "config.json", record
     values = {k: v for k, v in cfg.flag_values.items() if isinstance(v, (str, int, float, bool, list, type(None)))}
     values["seed"] = cfg.seed
     return "FLAGS.json", values
@@ -108,7 +108,7 @@ def write_run_files(cfg: TrainConfig) -> None:
     """FLAGS.json (compact, list-valued flags included, as upstream) or config.json, and model_params.txt (only
     if absent)."""
     name, record = run_record(cfg)
-    storage.write_json(storage.join(cfg.model_dir, name), record, **({"indent": 1} if name == "config.json" else {}))
+    storage.write_json(storage.join(cfg.model_dir, name), record, indent=1 if name == "config.json" else None)
     params_path = storage.join(cfg.model_dir, "model_params.txt")
     if not storage.exists(params_path):
         m = cfg.model

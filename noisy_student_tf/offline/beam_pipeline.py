@@ -233,9 +233,9 @@ def assemble(shard_parts, p: PredictConfig):
     parts = sorted(parts, key=lambda part: (part[0], part[1]))
     workers = [task] if task != -1 else list(range(_replicas(p)))
     path = p.input_path(shard)
-    counts = []
+    counts, per_replica = [], shard_io.replica_counts(path, _replicas(p))  # one read of the shard
     for worker in workers:
-        expected = shard_io.count_records(path, total_replicas=_replicas(p), worker_id=worker)
+        expected = per_replica[worker]
         received = sum(len(probs) for w, _, probs in parts if w == worker)
         if received != expected:
             raise UserError(f"{path}: the pipeline received {received} predictions for the {expected} records of "

@@ -58,6 +58,13 @@ def count_records(path: str, *, total_replicas: int = 1, worker_id: int = 0) -> 
         raise _bad_records(path, e) from None
 
 
+def replica_counts(path: str, total_replicas: int) -> list[int]:
+    """`count_records` of every replica of `path`, from one read: replica w has the records i with
+    i % total_replicas == w, so ceil((n - w) / total_replicas) of the file's n."""
+    total = count_records(path)
+    return [len(range(worker, total, total_replicas)) for worker in range(total_replicas)]
+
+
 def read_info(path: str) -> int:
     """Upstream `predict_label.py`, `get_num_image`: {"image_num": n}."""
     text = storage.read_text(path, "info file", "run predict for this shard first")
