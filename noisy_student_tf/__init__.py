@@ -2,6 +2,8 @@
 
 The Python API (TensorFlow is imported on first use, so `import noisy_student_tf` stays quick):
 
+* `fit_noisy_student(labeled, unlabeled, teacher=..., student=...)`: the whole method in memory for your own Keras
+  models, in one call (teacher, pseudo labels, filter, noised students), resumable.
 * `run_noisy_student(recipe or DriverConfig, **changes)`: the whole method, as `iterate.py` runs it.
 * `NoisyStudent`: the noisy-student step as a `keras.Model` to `compile()` and `fit()`.
 * `noisy_student_dataset`, `clean_dataset`: training and evaluation batches from arrays or `tf.data`.
@@ -23,6 +25,8 @@ _keras_objects.register_when_keras_is_imported()
 
 # Public name -> the module that defines it.
 _EXPORTS = {
+    "fit_noisy_student": "noisy_student_tf.self_training",
+    "NoisyStudentResult": "noisy_student_tf.self_training",
     "run_noisy_student": "noisy_student_tf.api",
     "NoisyStudent": "noisy_student_tf.training.noisy_student",
     "noisy_student_dataset": "noisy_student_tf.data.fit_input",

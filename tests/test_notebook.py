@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "noisy_student_digits.ipynb")
 # Tiny networks and few steps: the test checks that every cell runs, not the accuracy. The filter's threshold
 # is lowered because a barely trained teacher is never confident.
-SMALL = {"TEACHER_STEPS": 20, "STUDENT_STEPS": 10, "ITERATIONS": 1, "WIDTH": 0.25, "DEPTH": 0.25,
+SMALL = {"TEACHER_STEPS": 20, "STUDENT_STEPS": 10, "STEPS_PER_EPOCH": 10, "ITERATIONS": 1, "WIDTH": 4,
          "MIN_THRESHOLD": 0.0}
 
 

@@ -387,6 +387,24 @@ def build_model(
     return keras.Model(inputs, logits, name=name or model_name)
 
 
+# Layers every network of build_model has, under these names (upstream's variable scopes).
+_SIGNATURE_LAYERS = ("stem_conv", "stem_bn", "head_conv", "head_bn", "head_dense", "logits")
+
+
+def is_package_efficientnet(model) -> bool:
+    """Whether `model` was built by `build_model` (or is a clone or reload of one): it then takes normalised
+    images and trains with upstream's optimizer and schedule by default.
+
+    Args:
+        model: any Keras model.
+
+    Returns:
+        True when the model has build_model's stem, blocks and head, by their layer names.
+    """
+    names = {layer.name for layer in getattr(model, "layers", [])}
+    return all(name in names for name in _SIGNATURE_LAYERS) and any(n.startswith("blocks_0_") for n in names)
+
+
 # Keras walks a functional graph recursively, one Python frame per layer. EfficientNet-L2 has 88 blocks of
 # ~15 layers, deeper than Python's default limit of 1000 frames (some environments raise it at start-up, a
 # fresh virtualenv does not). The limit stays raised so later walks (clone, serialise) also work.

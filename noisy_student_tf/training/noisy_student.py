@@ -64,21 +64,32 @@ def _output_activation(model) -> str | None:
     return name if name in ("softmax", "sigmoid") else None
 
 
-def _check_classifier(model, argument: str, num_classes: int | None) -> int | None:
+def check_classifier(model, argument: str, num_classes: int | None, caller: str = "NoisyStudent") -> int | None:
+    """Checks that `model` is a built Keras model returning logits (not probabilities) for `num_classes` classes.
+
+    Args:
+        model: the model to check.
+        argument: its argument's name, for the error message.
+        num_classes: the expected output size, or None to accept any.
+        caller: the function or class named in the error message.
+
+    Returns:
+        The model's output size when Keras knows it, else None.
+    """
     if not isinstance(model, keras.Model):
-        raise TypeError(f"NoisyStudent: `{argument}` must be a keras.Model returning logits [batch, classes], "
+        raise TypeError(f"{caller}: `{argument}` must be a keras.Model returning logits [batch, classes], "
                         f"got {type(model).__name__}")
     if not model.built:
-        raise ValueError(f"NoisyStudent: `{argument}` is not built; build it first (call it on a batch, or give "
+        raise ValueError(f"{caller}: `{argument}` is not built; build it first (call it on a batch, or give "
                          "its Input shape) so that its weights exist")
     activation = _output_activation(model)
     if activation is not None:
-        raise ValueError(f"NoisyStudent: `{argument}` ends in a {activation} ({model.layers[-1].name!r}), so it "
+        raise ValueError(f"{caller}: `{argument}` ends in a {activation} ({model.layers[-1].name!r}), so it "
                          "returns probabilities, but the losses take logits: build its last layer without an "
                          "activation (keras.applications: classifier_activation=None)")
     classes = _output_classes(model)
     if classes is not None and num_classes is not None and classes != num_classes:
-        raise ValueError(f"NoisyStudent: `{argument}` returns {classes} logits per image but num_classes is "
+        raise ValueError(f"{caller}: `{argument}` returns {classes} logits per image but num_classes is "
                          f"{num_classes}; the student and the teacher must classify the same classes")
     return classes
 
@@ -129,7 +140,7 @@ class NoisyStudent(keras.Model):
                  moving_average_decay: float = 0.9999, label_data_sample_prob: float = 1.0, mean=None, std=None,
                  seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        classes = _check_classifier(student, "student", num_classes)
+        classes = check_classifier(student, "student", num_classes)
         if num_classes is None:
             if classes is None:
                 raise ValueError("NoisyStudent: pass num_classes (the student's output size is not known)")
@@ -144,7 +155,7 @@ class NoisyStudent(keras.Model):
                                  "normalisation, or pass a plain network as the teacher")
             teacher = teacher.ema_student()
         if teacher is not None:
-            _check_classifier(teacher, "teacher", num_classes)
+            check_classifier(teacher, "teacher", num_classes)
         if unlabel_ratio < 0:
             raise ValueError(f"NoisyStudent: unlabel_ratio must be >= 0, got {unlabel_ratio}")
         if teacher_softmax_temp != -1 and teacher_softmax_temp <= 0:
