@@ -80,13 +80,14 @@ def fit_noisy_student(labeled, unlabeled, *, teacher, student=None, iterations: 
             `tf.data.Dataset` of single (image, label) pairs.
         unlabeled: images [M, H, W, 3] 0..255, or a dataset of single images (no labels) that yields the same
             images in the same order each time it is read.
-        teacher: a Keras model from images to logits, to be trained for `teacher_steps` (a copy is trained;
-            the model itself is left as it is), or already trained (`teacher_steps=0`, or a trained
-            `NoisyStudent`, which teaches with its averaged weights).
-        student: the student: a Keras model (each iteration trains a fresh copy starting from its weights as
-            given), or a function `k -> model` building the student of iteration k (1, 2, ...), called with the
-            random seed set; None: the teacher's architecture, newly initialised.
-        iterations: students, each teaching the next.
+        teacher: a Keras model from images to logits, trained in place for `teacher_steps` (as `fit()` would),
+            or already trained (`teacher_steps=0`, or a trained `NoisyStudent`, which teaches with its averaged
+            weights).
+        student: the student: a Keras model (each iteration trains a fresh copy, `keras.models.clone_model`
+            with the weights it has when passed), or a function `k -> model` building the student of iteration k
+            (1, 2, ...; needed for models clone_model cannot copy), called after the random seed is set; None: the
+            teacher's architecture, newly initialised.
+        iterations: students, each teaching the next; calling again with more resumes a run in `directory`.
         validation_data: `(images, labels)` or a dataset of (image, label) pairs: evaluated (averaged weights,
             clean images) after every epoch of every stage, and in the history.
         test_data: like `validation_data`, evaluated once at the end of every stage, for the history only.
@@ -113,8 +114,9 @@ def fit_noisy_student(labeled, unlabeled, *, teacher, student=None, iterations: 
         callbacks: Keras callbacks for every stage's `fit()`, or a function `stage name -> list of callbacks`.
         directory: where finished stages and backups go, so that calling again after a kill resumes; None keeps
             nothing.
-        seed: the seed of everything random: weights of the models built here, data order, augmentation, the
-            labeled-image draws and the filter's (stage k uses seed * 100 + k).
+        seed: the seed of the students' initial weights, the data order, the augmentation and the labeled-image
+            draws (stage k uses seed * 100 + k, as `run_noisy_student`'s training runs); the filter draws with
+            filter_unlabel.py's default seed.
         verbose: `fit()`'s verbosity; 0 also silences the stage lines.
 
     Returns:
@@ -195,6 +197,8 @@ class _Run:
         if (args["mean"] is None) != (args["std"] is None):
             _fail("mean", "and `std` go together: give both or neither")
         self.arrays = _labeled_arrays(args["labeled"])
+        if self.arrays is not None:
+            self._check_images(*self.arrays)
         self.unlabeled = _check_unlabeled(args["unlabeled"])
         self.teacher, self.teacher_steps = self._check_teacher(args["teacher"], args["teacher_steps"])
         self.num_classes = self._classes_of(self.teacher_network(), "teacher")
@@ -202,7 +206,11 @@ class _Run:
             self._check_labels(self.arrays[1])
         self.student_factory = self._student_factory(args["student"])
         keras.utils.set_random_seed(self.stage_seed(1))
-        self._check_student(self.student_factory(1), 1)  # before anything is trained or written
+        first = self._check_student(self.student_factory(1), 1)  # before anything is trained or written
+        if self.arrays is None and self._optimizer_kind(first) == "upstream":
+            _fail("optimizer", "'upstream' (the default for the package's EfficientNets) needs the number of "
+                               "labeled images (an epoch of its schedule): give `labeled` as arrays, or pass an "
+                               "optimizer")
         self.validation = _eval_data(args["validation_data"], "validation_data")
         self.test = _eval_data(args["test_data"], "test_data")
         self.augment = self._augment()
@@ -230,6 +238,14 @@ class _Run:
     def teacher_network(self) -> keras.Model:
         return self.teacher.student if isinstance(self.teacher, NoisyStudent) else self.teacher
 
+    def _check_images(self, images, labels):
+        if images.ndim != 4 or images.shape[-1] != 3:
+            _fail("labeled", f"images must be [N, H, W, 3] (RGB, 0..255), got shape {images.shape}")
+        if len(images) != len(labels):
+            _fail("labeled", f"holds {len(images)} images but {len(labels)} labels")
+        if len(images) == 0:
+            _fail("labeled", "holds no images")
+
     def _classes_of(self, model, argument: str) -> int:
         classes = check_classifier(model, argument, None, caller=CALLER)
         if classes is None:
@@ -248,12 +264,12 @@ class _Run:
     def _student_factory(self, student):
         if student is None:
             template = self.teacher_network()
-            return lambda k: keras.models.clone_model(template)
+            return lambda k: _clone(template, "teacher")
         if isinstance(student, keras.Model):
             initial = [w.numpy() for w in student.weights]
 
             def fresh_copy(k):
-                copy = keras.models.clone_model(student)
+                copy = _clone(student, "student")
                 copy.set_weights(initial)
                 return copy
 
@@ -283,7 +299,8 @@ class _Run:
 
     def settings(self) -> dict:
         """What decides the results, recorded in the directory: a later call there must give the same."""
-        names = ("iterations", "teacher_steps", "steps", "steps_per_epoch", "teacher_batch_size", "batch_size",
+        # Not `iterations`: a run may be resumed with more students.
+        names = ("teacher_steps", "steps", "steps_per_epoch", "teacher_batch_size", "batch_size",
                  "unlabel_ratio", "teacher_softmax_temp", "num_image", "min_threshold", "max_prob", "upsample",
                  "randaug_layers", "randaug_magnitude", "flip", "weight_decay", "label_smoothing",
                  "moving_average_decay", "mean", "std", "seed")
@@ -338,10 +355,9 @@ class _Run:
                 model = self.new_model(model, 0, unlabel_ratio=0, moving_average_decay=0)
                 model.compile()
             return model, self.finish("teacher", model, 0, time.monotonic(), None, None), None
+        # Each stage starts from the seed: the data order depends on TensorFlow's global seed too.
         keras.utils.set_random_seed(self.stage_seed(0))
-        network = keras.models.clone_model(self.teacher)
-        network.set_weights([w.numpy() for w in self.teacher.weights])
-        model = self.new_model(network, 0, unlabel_ratio=0)
+        model = self.new_model(self.teacher, 0, unlabel_ratio=0)
         data = noisy_student_dataset(self.args["labeled"], batch_size=self.teacher_batch_size, augment=self.augment,
                                      seed=self.stage_seed(0))
         started = time.monotonic()
@@ -388,7 +404,8 @@ class _Run:
 
     def fit_student(self, k: int, name: str, teacher):
         probabilities, copies, summary = self.select(teacher, name)
-        # The seed is set before building, so a resumed call builds the student an uninterrupted one would.
+        # The seed is set before building, so a resumed call builds the student (and orders the data) as an
+        # uninterrupted one would.
         keras.utils.set_random_seed(self.stage_seed(k))
         network = self._check_student(self.student_factory(k), k)
         a = self.args
@@ -402,16 +419,20 @@ class _Run:
         labels = {"probabilities": probabilities, "copies": copies}
         return model, self.finish(name, model, self.steps, started, epochs, summary, labels), labels
 
-    def optimizer(self, model: NoisyStudent, steps: int, batch_size: int):
+    def _optimizer_kind(self, network) -> object:
         spec = self.args["optimizer"]
         if spec is None:
-            spec = "upstream" if is_package_efficientnet(model.student) else "adam"
+            return "upstream" if is_package_efficientnet(network) else "adam"
+        return spec
+
+    def optimizer(self, model: NoisyStudent, steps: int, batch_size: int):
+        spec = self._optimizer_kind(model.student)
         if spec == "upstream":
-            images = len(self.arrays[1]) if self.arrays is not None else None
-            if images is None:
+            if self.arrays is None:
                 _fail("optimizer", "'upstream' needs the number of labeled images (an epoch of its schedule): give "
                                    "`labeled` as arrays, or pass an optimizer")
-            return TF1RMSProp(UpstreamLearningRate(UPSTREAM_BASE_LEARNING_RATE, batch_size, images, steps))
+            return TF1RMSProp(UpstreamLearningRate(UPSTREAM_BASE_LEARNING_RATE, batch_size, len(self.arrays[1]),
+                                                   steps))
         if spec == "adam":
             warmup = int(steps * ADAM_WARMUP_FRACTION)
             return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
@@ -462,6 +483,14 @@ class _Run:
         if self.directory and steps:
             self.directory.save(name, model, record, labels)
         return record
+
+
+def _clone(model, argument: str) -> keras.Model:
+    try:
+        return keras.models.clone_model(model)
+    except (NotImplementedError, TypeError, ValueError) as e:
+        _fail("student", f"cannot be made from the {argument} model (keras.models.clone_model: {e}): pass a "
+                         "function k -> model that builds each student")
 
 
 def _describe(optimizer) -> str | None:

@@ -4,14 +4,13 @@ anything."""
 
 import os
 import signal
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import prewarmed
 from noisy_student_tf import (NoisyStudent, TF1RMSProp, build_model, fit_noisy_student, indices_from_copies,
                               noisy_student_dataset, pseudo_label, select_pseudo_labels)
 from noisy_student_tf.config import FILTER_SEED, AugmentConfig
@@ -27,8 +26,9 @@ def assert_close(got, expected, what):
 
 def hand_written_loop(labeled, unlabeled, settings):
     """The loop of the README's pieces, as a user writes it, with the one call's documented seeds and defaults:
-    stage k builds its model after keras.utils.set_random_seed(seed * 100 + k); Adam with 5% warm-up and cosine
-    decay; one fit() of all the stage's steps."""
+    stage k starts with keras.utils.set_random_seed(seed * 100 + k) (its model, and its data, whose shuffle
+    depends on TensorFlow's global seed); Adam with 5% warm-up and cosine decay; one fit() of all the stage's
+    steps."""
     s = settings
     noise = AugmentConfig(augment_name="v1", unl_augment_name="v1", randaug_mag=5, flip=False)
     x, y = labeled
@@ -40,10 +40,8 @@ def hand_written_loop(labeled, unlabeled, settings):
 
     seed = s["seed"] * 100
     keras.utils.set_random_seed(0)
-    template = tiny_cnn()
+    network = tiny_cnn()
     keras.utils.set_random_seed(seed)
-    network = keras.models.clone_model(template)
-    network.set_weights(template.get_weights())
     teacher = NoisyStudent(network, unlabel_ratio=0, weight_decay=1e-4, seed=seed)
     teacher.compile(optimizer=adam(s["teacher_steps"]))
     teacher.fit(noisy_student_dataset((x, y), batch_size=s["teacher_batch_size"], augment=noise, seed=seed),
@@ -91,15 +89,15 @@ def test_the_one_call_equals_the_hand_written_loop():
 
 
 def start_worker(out_dir, kill_stage="-", kill_after=-1):
+    """The worker in a fork of the pre-imported interpreter (prewarmed.py): a real process to SIGKILL."""
     out_dir.mkdir(exist_ok=True)
-    return subprocess.Popen([sys.executable, os.path.join(HERE, "self_training_worker.py"), str(out_dir), kill_stage,
-                             str(kill_after)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return prewarmed.Process([os.path.join(HERE, "self_training_worker.py"), str(out_dir), kill_stage,
+                              str(kill_after)], cwd=HERE)
 
 
 def finish(process):
-    log = process.communicate(timeout=600)[0]
-    return process.returncode, log
+    out, err = process.communicate(timeout=600)
+    return process.returncode, out + err
 
 
 def test_a_run_killed_in_its_second_student_resumes_to_the_uninterrupted_result(tmp_path):
@@ -217,6 +215,10 @@ def bad_calls():
         "steps-not-in-epochs": (dict(teacher=tiny_cnn(), steps=5), r"`steps` \(5\) must be a multiple of "
                                                                     r"steps_per_epoch \(2\)"),
         "teacher-not-a-model": (dict(teacher="resnet"), "`teacher` must be a keras.Model"),
+        "empty-labeled": (dict(labeled=(x[:0], y[:0]), teacher=tiny_cnn()), "`labeled` holds no images"),
+        "upstream-schedule-without-a-size": (
+            dict(labeled=tf.data.Dataset.from_tensor_slices((x, y)), teacher=tiny_cnn(), optimizer="upstream"),
+            "`optimizer` 'upstream' .* needs the number of labeled images"),
     }
 
 
