@@ -73,7 +73,8 @@ def fit_noisy_student(labeled, unlabeled, *, teacher, student=None, iterations: 
     (`select_pseudo_labels`, upstream `filter_unlabel.py`), a student is trained with noise (RandAugment, and the
     dropout and stochastic depth of its own layers) on labeled + pseudo-labelled images (`NoisyStudent`), and
     the student (its averaged weights) becomes the next teacher. Defaults are the digits recipe's
-    (`recipes.digits`), upstream's SVHN values where it has them.
+    (`recipes.digits`), upstream's SVHN values where it has them; the optimizer depends on the network (see
+    `optimizer`).
 
     Args:
         labeled: `(images, labels)`: images [N, H, W, 3] 0..255 and 0-based integer labels [N]; or a
@@ -124,6 +125,11 @@ def fit_noisy_student(labeled, unlabeled, *, teacher, student=None, iterations: 
         "seconds", "validation", "test"` (`evaluate()` results or None), `"epochs"` (the per-epoch logs of
         `fit()` run in this call), and for students `"pseudo_labels": {"images", "kept", "copies",
         "mean_confidence", "per_class"}}`.
+
+    Raises:
+        ValueError, TypeError: bad arguments (models returning probabilities, classes that differ between the
+            teacher, the student and the labels, empty or labeled unlabeled data, a student function returning no
+            model, ...), each naming the argument, before anything is trained or written.
     """
     run = _Run(locals())
     return run.fit()
